@@ -1,0 +1,356 @@
+"""Cl-InfoNCE: contrastive loss whose positives are the views of samples in the same cluster.
+
+For ``N`` samples with ``V`` views each, ``u`` the (L2-normalised) embeddings and
+``f(a, b) = <u_a, u_b> / temperature``, every one of the ``N * V`` views is an anchor ``a``:
+
+* positives ``P(a)``: every *other* view whose sample is in ``a``'s cluster (this always
+  includes the other views of ``a``'s own sample);
+* ``loss_a = -1/|P(a)| * sum_{p in P(a)} [f(a, p) - log sum_{b != a} exp f(a, b)]``
+  (the mean over positives is outside the log);
+* the loss is the mean of ``loss_a`` over the anchors with ``|P(a)| >= 1``; anchors without
+  positives (a singleton cluster with one view) are left out, not counted as zero.
+
+Every sample its own cluster gives SimCLR's NT-Xent; clusters equal to the labels give
+SupCon. See ``paper-notes.md`` section 1.
+
+How it stays fast and lean: nothing of size ``(N*V)^2`` is built except one block of
+logits at a time inside :func:`~clinfonce.losses.logsumexp.masked_logsumexp` (the
+denominator, with the anchor's own column masked, recomputed in backward). The numerator
+needs no mask at all: with ``S_c`` the sum of all views in cluster ``c``,
+``sum_{p in P(a)} <u_a, u_p> = <u_a, S_{z(a)}> - <u_a, u_a>`` and
+``|P(a)| = V * n_{z(a)} - 1``, which costs ``O(N*V*D)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from clinfonce.losses.distributed import (
+    all_reduce_sum,
+    distributed_world,
+    gather_rows,
+    gather_with_grad,
+)
+from clinfonce.losses.logsumexp import masked_logsumexp
+
+
+def cl_infonce_loss(
+    features: Tensor,
+    cluster_ids: Tensor | None = None,
+    mask: Tensor | None = None,
+    *,
+    temperature: float = 0.1,
+    base_temperature: float | None = None,
+    normalize: bool = True,
+    gather_distributed: bool = False,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """The Cl-InfoNCE loss of a batch (functional form of :class:`ClInfoNCELoss`).
+
+    Args:
+        features: ``[N, V, D]`` embeddings, ``V >= 1`` views per sample, ``N * V >= 2``.
+            float16/bfloat16 inputs are computed in float32.
+        cluster_ids: integer ``[N]`` cluster id per sample (any integer values). None makes
+            every sample its own cluster (SimCLR).
+        mask: boolean ``[N, N]`` sample-level positive relation, for positives that are not
+            a partition (shared tags, hierarchy distance); ``mask[i, j]`` makes all views of
+            ``j`` positives of the views of ``i``. Need not be symmetric. The diagonal is
+            ignored: a sample's own other views are always positives, as in the cluster form.
+            Exclusive with ``cluster_ids``. With ``gather_distributed`` it must be this
+            process's rows of the global mask, ``[N_local, N_global]``, with columns in rank
+            order.
+        temperature: ``tau`` in ``f(a, b) = <u_a, u_b> / tau``.
+        base_temperature: if given, the loss is multiplied by ``temperature /
+            base_temperature`` (the official code's hidden factor with 0.07); off by default.
+        normalize: L2-normalise the features first (the method assumes unit vectors).
+        gather_distributed: under ``torch.distributed`` with several processes, contrast the
+            local anchors against the views (and cluster ids) of all processes, with
+            gradients flowing to every process. The returned value is then scaled so that its
+            *mean* over processes is the loss of the concatenated global batch, which makes
+            DistributedDataParallel's averaged gradient equal the single-process gradient of
+            the global batch (even when processes have different numbers of valid anchors).
+            A no-op on one process.
+        chunk_size: anchor rows per block of the denominator (memory vs. speed); None picks
+            blocks of about 4M logits
+            (CPU) or 64M logits (GPU).
+
+    Returns:
+        Scalar float32 tensor (float64 for float64 inputs). If no anchor has a positive, a
+        zero that is still connected to ``features`` (its gradient is zero), never NaN.
+
+    Raises:
+        ValueError: malformed shapes, dtypes or values (the message names the argument).
+
+    Examples:
+        >>> import torch
+        >>> features = torch.randn(8, 2, 16)           # 8 samples, 2 views, 16 dims
+        >>> ids = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+        >>> loss = cl_infonce_loss(features, ids, temperature=0.1)
+        >>> loss.shape, bool(loss > 0)
+        (torch.Size([]), True)
+        >>> simclr = cl_infonce_loss(features)          # every sample its own cluster
+    """
+    loss, _ = cl_infonce_loss_with_count(
+        features,
+        cluster_ids,
+        mask,
+        temperature=temperature,
+        base_temperature=base_temperature,
+        normalize=normalize,
+        gather_distributed=gather_distributed,
+        chunk_size=chunk_size,
+    )
+    return loss
+
+
+def cl_infonce_loss_with_count(
+    features: Tensor,
+    cluster_ids: Tensor | None = None,
+    mask: Tensor | None = None,
+    *,
+    temperature: float = 0.1,
+    base_temperature: float | None = None,
+    normalize: bool = True,
+    gather_distributed: bool = False,
+    chunk_size: int | None = None,
+) -> tuple[Tensor, int]:
+    """:func:`cl_infonce_loss` plus the number of this process's anchors that had a positive.
+
+    Anchors without positives do not enter the mean; the count tells how many did (for
+    logging, e.g. when V = 1 and many clusters are singletons).
+
+    Examples:
+        >>> import torch
+        >>> features = torch.randn(4, 1, 8)              # one view per sample
+        >>> loss, valid = cl_infonce_loss_with_count(features, torch.tensor([0, 0, 1, 2]))
+        >>> valid                                         # samples 2 and 3 have no positive
+        2
+    """
+    _check_scalars(temperature, base_temperature, chunk_size)
+    _check_features(features)
+    n, views, _ = features.shape
+    ids = None if cluster_ids is None else _as_cluster_ids(cluster_ids, n, features.device)
+    if mask is not None:
+        if ids is not None:
+            raise ValueError(
+                "cluster_ids and mask were both given; pass cluster_ids for a partition into "
+                "clusters or mask for a general positive relation, not both"
+            )
+        mask = _as_mask(mask, n, features.device)
+
+    dtype = torch.promote_types(features.dtype, torch.float32)
+    local = features.to(dtype)
+    if normalize:
+        local = F.normalize(local, dim=-1)
+    if gather_distributed:
+        everything, first = gather_with_grad(local)
+    else:
+        everything, first = local, 0
+    total_views = everything.shape[0] * views
+    if total_views < 2:
+        raise ValueError(
+            f"features: need at least 2 views in total to contrast; got shape "
+            f"{tuple(features.shape)} (N={n}, V={views}). Use more samples or views."
+        )
+
+    if ids is not None and gather_distributed:
+        ids = gather_rows(ids)[0]
+    positive_sums, positive_samples = _positive_groups(everything.sum(dim=1), ids, mask, first, n)
+    num_positives = views * positive_samples - 1  # [N], the same for every view of a sample
+    valid = num_positives >= 1
+    positive_dots = (local * positive_sums[:, None, :]).sum(-1) - (local * local).sum(-1)
+
+    scale = 1.0 / temperature
+    lse = masked_logsumexp(
+        local.reshape(n * views, -1),
+        everything.reshape(total_views, -1),
+        scale,
+        first * views,
+        chunk_size,
+    ).view(n, views)
+    per_anchor = lse - scale * positive_dots / num_positives.clamp(min=1)[:, None]
+    per_sample = torch.where(valid, per_anchor.sum(dim=1), 0.0)
+
+    local_valid = int(valid.sum()) * views
+    global_valid = local_valid
+    world = 1
+    if gather_distributed:
+        world = distributed_world()[1]
+        count = torch.tensor(local_valid, device=features.device)
+        global_valid = int(all_reduce_sum(count))
+    # Kept as a product even when nothing is valid so that the graph (and, across processes,
+    # the gather's backward collective) is the same in every case.
+    loss = per_sample.sum() * (world / max(global_valid, 1))
+    if base_temperature is not None:
+        loss = loss * (temperature / base_temperature)
+    return loss, local_valid
+
+
+class ClInfoNCELoss(nn.Module):
+    """Cl-InfoNCE loss module; see :func:`cl_infonce_loss` for the semantics.
+
+    After every call, :attr:`last_num_valid_anchors` holds how many of the batch's anchors
+    (this process's) had at least one positive.
+
+    Args:
+        temperature: softmax temperature ``tau`` (paper: 0.1 for attribute and hierarchy
+            clusters, 0.2 for K-means clusters).
+        base_temperature: if given, multiply the loss by ``temperature / base_temperature``
+            (0.07 reproduces the official code's scale); None (default) leaves it out.
+        normalize: L2-normalise the features first.
+        gather_distributed: contrast against the views of all processes under
+            ``torch.distributed`` (see :func:`cl_infonce_loss`).
+        chunk_size: anchor rows per block of the denominator; None picks automatically.
+
+    Examples:
+        >>> import torch
+        >>> loss_fn = ClInfoNCELoss(temperature=0.2)
+        >>> features = torch.randn(6, 2, 32, requires_grad=True)
+        >>> loss = loss_fn(features, cluster_ids=torch.tensor([0, 1, 0, 1, 2, 2]))
+        >>> loss.backward()
+        >>> loss_fn.last_num_valid_anchors
+        12
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        base_temperature: float | None = None,
+        normalize: bool = True,
+        gather_distributed: bool = False,
+        chunk_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        _check_scalars(temperature, base_temperature, chunk_size)
+        self.temperature = temperature
+        self.base_temperature = base_temperature
+        self.normalize = normalize
+        self.gather_distributed = gather_distributed
+        self.chunk_size = chunk_size
+        self.last_num_valid_anchors = 0
+
+    def forward(
+        self, features: Tensor, cluster_ids: Tensor | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        """Loss of one batch; ``features`` ``[N, V, D]``, ``cluster_ids`` ``[N]`` or ``mask``."""
+        loss, self.last_num_valid_anchors = cl_infonce_loss_with_count(
+            features,
+            cluster_ids,
+            mask,
+            temperature=self.temperature,
+            base_temperature=self.base_temperature,
+            normalize=self.normalize,
+            gather_distributed=self.gather_distributed,
+            chunk_size=self.chunk_size,
+        )
+        return loss
+
+    def extra_repr(self) -> str:
+        return (
+            f"temperature={self.temperature}, base_temperature={self.base_temperature}, "
+            f"normalize={self.normalize}, gather_distributed={self.gather_distributed}"
+        )
+
+
+def _positive_groups(
+    view_sums: Tensor, all_ids: Tensor | None, mask: Tensor | None, first: int, n: int
+) -> tuple[Tensor, Tensor]:
+    """For each local sample: the sum of all views of its positive samples, itself included
+    (``[n, D]``), and how many samples that is (``[n]``).
+
+    ``view_sums`` (``[N_all, D]``) and ``all_ids`` cover every process's samples; the local
+    ones start at row ``first``.
+    """
+    if all_ids is not None:
+        _, cluster, sizes = torch.unique(all_ids, return_inverse=True, return_counts=True)
+        # index_put with accumulate: index_add's multi-threaded CPU kernel is far slower here.
+        cluster_sums = view_sums.new_zeros(sizes.shape[0], view_sums.shape[1])
+        cluster_sums = cluster_sums.index_put((cluster,), view_sums, accumulate=True)
+        own = cluster[first : first + n]
+        return cluster_sums[own], sizes[own]
+    if mask is not None:
+        if mask.shape[1] != view_sums.shape[0]:
+            raise ValueError(
+                f"mask: expected shape [N_local, N_global] = [{n}, {view_sums.shape[0]}] "
+                f"(rows: this process's samples, columns: all processes' samples); got "
+                f"{tuple(mask.shape)}"
+            )
+        with_self = mask.clone()
+        with_self.diagonal(offset=first).fill_(True)
+        return with_self.to(view_sums.dtype) @ view_sums, with_self.sum(dim=1)
+    own_views = view_sums[first : first + n]  # no clusters: a sample is its only positive
+    return own_views, torch.ones(n, dtype=torch.int64, device=view_sums.device)
+
+
+def _check_scalars(
+    temperature: float, base_temperature: float | None, chunk_size: int | None
+) -> None:
+    if not (
+        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0
+    ):
+        raise ValueError(f"temperature: expected a finite number > 0; got {temperature!r}")
+    if base_temperature is not None and not (
+        isinstance(base_temperature, (int, float))
+        and math.isfinite(base_temperature)
+        and base_temperature > 0
+    ):
+        raise ValueError(
+            f"base_temperature: expected None or a finite number > 0; got {base_temperature!r}"
+        )
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size: expected None or a positive integer; got {chunk_size!r}")
+
+
+def _check_features(features: Tensor) -> None:
+    if not isinstance(features, Tensor):
+        raise ValueError(f"features: expected a torch.Tensor [N, V, D]; got {type(features)}")
+    if features.dim() != 3:
+        hint = " (one view per sample: use features.unsqueeze(1))" if features.dim() == 2 else ""
+        raise ValueError(
+            f"features: expected shape [N, V, D] (samples, views, dim); got "
+            f"{tuple(features.shape)}{hint}"
+        )
+    if min(features.shape) < 1:
+        raise ValueError(
+            f"features: expected N, V, D >= 1 in shape [N, V, D]; got {tuple(features.shape)}"
+        )
+    if not features.is_floating_point():
+        raise ValueError(f"features: expected a floating-point tensor; got {features.dtype}")
+    finite = torch.isfinite(features)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero()
+        raise ValueError(
+            f"features: {bad.shape[0]} non-finite values (NaN/inf), first at index "
+            f"{tuple(bad[0].tolist())}; expected all finite (check the model for divergence)"
+        )
+
+
+def _as_cluster_ids(cluster_ids: Tensor, n: int, device: torch.device) -> Tensor:
+    ids = torch.as_tensor(cluster_ids)
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(
+            f"cluster_ids: expected an integer tensor; got dtype {ids.dtype} "
+            f"(convert exact integer values with .long())"
+        )
+    if ids.shape != (n,):
+        raise ValueError(
+            f"cluster_ids: expected shape [N] = [{n}] (one id per sample of features); got "
+            f"{tuple(ids.shape)}"
+        )
+    return ids.to(device=device, dtype=torch.int64)
+
+
+def _as_mask(mask: Tensor, n: int, device: torch.device) -> Tensor:
+    mask = torch.as_tensor(mask)
+    if mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask: expected a boolean tensor [N, N]; got dtype {mask.dtype} (use mask.bool() "
+            f"if it holds 0/1)"
+        )
+    if mask.dim() != 2 or mask.shape[0] != n:
+        raise ValueError(f"mask: expected shape [N, N] with N = {n}; got {tuple(mask.shape)}")
+    return mask.to(device)
