@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from clinfonce import __version__
 
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = ("clusters",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,537 @@
+"""``clinfonce clusters``: stage 1 from the command line.
+
+``build`` turns a metadata table into an assignment file (``id,cluster`` + JSON sidecar) and
+reports the clusters' quality against the labels; ``sweep`` measures that quality over a
+range of granularities (the paper's analysis: I(Z;T) and H(Z|T) against K).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from clinfonce import __version__
+
+# I(Z;T)/H(T) below this: the clusters carry little of the label information.
+LOW_INFORMATION_RATIO = 0.5
+_LABEL_DEFAULTS = ("label", "class")
+
+BUILD_EPILOG = """examples:
+  # joint value of the 10 highest-entropy attributes, metrics against 'label'
+  clinfonce clusters build meta.csv --builder attributes --k 10 --out clusters.csv
+  # WordNet-style hierarchy, level 2 from the root (root = level 0)
+  clinfonce clusters build meta.parquet --builder hierarchy --label-column label \\
+      --parents tree.json --level 2 --out clusters.csv
+  # hashtags, top-5 tag presence pattern, training rows only
+  clinfonce clusters build posts.jsonl --builder tags --tag-column tags --k 5 \\
+      --split train --out clusters.csv
+  # spherical K-means on a .npy of embeddings (one row per table row)
+  clinfonce clusters build meta.csv --builder kmeans --embeddings emb.npy \\
+      --n-clusters 2500 --out clusters.csv
+  # everything from a YAML file (keys = option names; the command line wins)
+  clinfonce clusters build --config clusters.yaml
+
+The output CSV has the header id,cluster; <out>.json records the builder, its parameters,
+the input file's SHA-256 and the metrics. Both files are replaced atomically.
+"""
+
+SWEEP_EPILOG = """examples:
+  # k = 1..14 ranked attributes, against the labels in 'label'
+  clinfonce clusters sweep meta.csv --builder attributes --values 1:14 --out-dir sweep/
+  # the official UT-Zappos50K clusters (precomputed columns), as in the paper
+  clinfonce clusters sweep UT-zappos50K/rank_H/meta_data_train.csv --builder column \\
+      --values 'label_gran_*' --label-column class --out-dir sweep-zappos/
+  # K-means over several K
+  clinfonce clusters sweep meta.csv --builder kmeans --columns f1,f2,f3 \\
+      --values 10,100,1000 --out-dir sweep-kmeans/
+
+Writes sweep.csv, sweep.md and sweep.png (I(Z;T) and H(Z|T) against K) to --out-dir.
+Values: a comma list (3,5,7), an inclusive range (1:14 or 1:14:2), or for the column
+builder column names and shell patterns (label_gran_*, expanded in natural order).
+"""
+
+
+@dataclass(frozen=True)
+class _Option:
+    """A command-line option that a YAML config may also set."""
+
+    flag: str
+    help: str
+    type: Callable[[str], Any] | None = str
+    choices: tuple[str, ...] | None = None
+    param: str | None = None  # builder parameter it feeds (None: not a builder option)
+    boolean: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+_COMMON: tuple[_Option, ...] = (
+    _Option("--builder", "how to cluster (see the list above); required"),
+    _Option(
+        "--label-column",
+        "downstream label column: used for the metrics, and as the label of the hierarchy "
+        "and label builders (default: 'label', else 'class', when present)",
+    ),
+    _Option("--id-column", "sample key written to the assignment (default: 'id', else 'path')"),
+    _Option("--split", "keep only rows whose split column equals this (e.g. train)"),
+    _Option("--split-column", "column holding the split (default: split)"),
+    _Option(
+        "--no-ami",
+        "skip the adjusted mutual information, whose cost grows with clusters x labels "
+        "(tens of seconds or more for ~10^5 clusters and ~10^3 labels)",
+        None,
+        boolean=True,
+    ),
+)
+
+_BUILDER_OPTIONS: tuple[_Option, ...] = (
+    _Option(
+        "--k",
+        "attributes/tags: number of ranked attributes/tags to combine",
+        _non_negative,
+        param="k",
+    ),
+    _Option(
+        "--columns",
+        "attributes: candidate attribute columns, comma-separated (default: all but id, "
+        "path, label, class, split, source_index and the label column); kmeans: numeric "
+        "feature columns",
+        _names,
+        param="columns",
+    ),
+    _Option(
+        "--exclude", "attributes: columns never used, comma-separated", _names, param="exclude"
+    ),
+    _Option(
+        "--rank",
+        "attributes: order by descending entropy (ties by name) or keep --columns order",
+        choices=("entropy", "given"),
+        param="rank",
+    ),
+    _Option(
+        "--missing",
+        "attributes: a missing value is a value of its own, or an error",
+        choices=("own", "error"),
+        param="missing",
+    ),
+    _Option(
+        "--max-levels",
+        "attributes: more distinct values than this marks a column as continuous (64)",
+        _non_negative,
+        param="max_levels",
+    ),
+    _Option(
+        "--parents",
+        "hierarchy: child,parent CSV or nested JSON tree file",
+        param="parents",
+    ),
+    _Option("--level", "hierarchy: ancestor level (root = 0)", _non_negative, param="level"),
+    _Option("--tag-column", "tags: the multi-valued tag column", param="column"),
+    _Option(
+        "--method",
+        "tags: top-k presence pattern, or TF-IDF + K-means",
+        choices=("top-k", "tfidf-kmeans"),
+        param="method",
+    ),
+    _Option(
+        "--tag-format",
+        "tags: cell format (auto detects JSON lists, #hashtags or --sep delimited)",
+        choices=("auto", "json", "hashtag", "delimited"),
+        param="tag_format",
+    ),
+    _Option("--sep", "tags: separator of delimited tags (|)", param="sep"),
+    _Option(
+        "--max-features",
+        "tags tfidf-kmeans: most frequent tags kept (1000)",
+        _non_negative,
+        param="max_features",
+    ),
+    _Option("--n-clusters", "kmeans, tags tfidf-kmeans: K", _non_negative, param="n_clusters"),
+    _Option(
+        "--embeddings", "kmeans: .npy [rows, dim] file, one row per table row", param="embeddings"
+    ),
+    _Option(
+        "--spherical",
+        "kmeans: cosine K-means on L2-normalised vectors (default) or Euclidean",
+        None,
+        param="spherical",
+        boolean=True,
+    ),
+    _Option("--iterations", "kmeans: Lloyd iterations (20)", _non_negative, param="iterations"),
+    _Option("--restarts", "kmeans: runs, best inertia kept (1)", _non_negative, param="restarts"),
+    _Option("--seed", "kmeans, tags tfidf-kmeans: random seed (0)", int, param="seed"),
+    _Option(
+        "--init",
+        "kmeans: greedy k-means++ on a 20,000-point sample (default) or K random points",
+        choices=("k-means++", "random"),
+        param="init",
+    ),
+    _Option(
+        "--backend",
+        "kmeans: faiss, pure torch, or auto",
+        choices=("auto", "faiss", "torch"),
+        param="backend",
+    ),
+    _Option(
+        "--column", "column: an existing cluster-id column (e.g. label_gran_10)", param="column"
+    ),
+)
+
+_BUILD_ONLY = (_Option("--out", "assignment CSV to write (its sidecar: <out>.json)"),)
+_SWEEP_ONLY = (
+    _Option("--values", "granularity values: 3,5,7 or 1:14 or names/patterns (column)"),
+    _Option("--out-dir", "folder for sweep.csv, sweep.md and sweep.png"),
+)
+
+
+def _add_options(parser: Any, options: Sequence[_Option]) -> None:
+    from clinfonce.clusters.builders import BUILDERS
+
+    for option in options:
+        if option.boolean:
+            action: Any = (
+                argparse.BooleanOptionalAction if option.flag == "--spherical" else "store_const"
+            )
+            kwargs: dict[str, Any] = {"action": action, "default": None, "help": option.help}
+            if action == "store_const":
+                kwargs["const"] = True
+            parser.add_argument(option.flag, **kwargs)
+        else:
+            parser.add_argument(
+                option.flag,
+                type=option.type,
+                choices=tuple(BUILDERS) if option.flag == "--builder" else option.choices,
+                default=None,
+                help=option.help,
+            )
+
+
+def _builder_list() -> str:
+    from clinfonce.clusters.builders import BUILDERS
+
+    return "\n".join(f"  {name:<11} {b.summary}" for name, b in BUILDERS.items())
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``clusters build`` and ``clusters sweep``."""
+    parser = subparsers.add_parser(
+        "clusters",
+        help="stage 1: clusters from auxiliary information, and their quality",
+        description="Stage 1 of Cl-InfoNCE: turn a metadata table into one cluster id per "
+        "sample (build), or measure cluster quality across granularities (sweep).",
+    )
+    commands = parser.add_subparsers(dest="clusters_command", metavar="{build,sweep}")
+    parser.set_defaults(func=lambda _: _help(parser))
+    for name, options, epilog, run, summary in (
+        ("build", _BUILD_ONLY, BUILD_EPILOG, _run_build, "write an assignment file"),
+        ("sweep", _SWEEP_ONLY, SWEEP_EPILOG, _run_sweep, "metrics over granularities"),
+    ):
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}. Builders:\n{_builder_list()}\n\n"
+            "Builder options apply to the builders named in their help. Every option can "
+            "also come from --config (YAML keys = option names, e.g. label_column: class).",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.add_argument("table", nargs="?", help="metadata table (.csv .tsv .parquet .jsonl)")
+        sub.add_argument("--config", help="YAML file of option values (command line wins)")
+        _add_options(sub, _COMMON)
+        _add_options(sub.add_argument_group("builder options"), _BUILDER_OPTIONS)
+        _add_options(sub, options)
+        sub.set_defaults(func=run, _options=(*_COMMON, *_BUILDER_OPTIONS, *options))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _apply_config(args: argparse.Namespace) -> None:
+    """Fill options not given on the command line from ``--config``."""
+    if args.config is None:
+        return
+    path = Path(args.config)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: a config is a mapping of option names to values")
+    options = {o.dest: o for o in args._options}
+    for key, value in loaded.items():
+        dest = str(key).replace("-", "_")
+        if dest == "table":
+            args.table = args.table or str(value)
+            continue
+        if dest not in options:
+            raise ValueError(
+                f"{path}: unknown key {key!r}; known keys: table, {', '.join(sorted(options))}"
+            )
+        if getattr(args, dest) is None:
+            setattr(args, dest, _config_value(options[dest], value, path))
+
+
+def _config_value(option: _Option, value: Any, path: Path) -> Any:
+    if option.boolean:
+        if not isinstance(value, bool):
+            raise ValueError(f"{path}: {option.dest} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, list) and option.type is _names:
+        return [str(v) for v in value]
+    if isinstance(value, list) and option.dest == "values":
+        return ",".join(map(str, value))
+    text = str(value)
+    if option.choices is not None and text not in option.choices:
+        raise ValueError(f"{path}: {option.dest}={text!r}; choose from {', '.join(option.choices)}")
+    try:
+        return option.type(text) if option.type is not None else value
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise ValueError(f"{path}: {option.dest}={value!r}: {exc}") from exc
+
+
+@dataclass
+class _Prepared:
+    table: pd.DataFrame
+    path: Path
+    builder: str
+    params: dict[str, Any]
+    label_column: str | None
+
+
+def _prepare(args: argparse.Namespace, *, need_label: bool) -> _Prepared:
+    from clinfonce.clusters import read_table
+    from clinfonce.clusters.attributes import RESERVED_COLUMNS as RESERVED
+    from clinfonce.clusters.builders import get_builder
+    from clinfonce.clusters.io import require_columns
+
+    _apply_config(args)
+    if args.table is None:
+        raise ValueError("no table given: pass TABLE or set 'table' in --config")
+    if args.builder is None:
+        raise ValueError("no builder given: pass --builder NAME (see --help for the list)")
+    spec = get_builder(args.builder)
+    path = Path(args.table)
+    table = read_table(path)
+    if args.split is not None:
+        split_column = args.split_column or "split"
+        require_columns(table, [split_column], "--split-column")
+        keep = table[split_column].astype(str) == str(args.split)
+        if not keep.any():
+            present = ", ".join(sorted(table[split_column].astype(str).unique()))
+            raise ValueError(f"no rows with {split_column} == {args.split!r} (present: {present})")
+        table = table[keep].reset_index(drop=True)
+    label = args.label_column
+    if label is None:
+        label = next((c for c in _LABEL_DEFAULTS if c in table.columns), None)
+    elif label not in table.columns:
+        require_columns(table, [label], "--label-column")
+    if label is not None and table[label].isna().any():
+        rows = np.flatnonzero(table[label].isna().to_numpy())
+        raise ValueError(
+            f"label column {label!r} has {len(rows)} missing value(s) (rows "
+            f"{', '.join(map(str, rows[:5]))}); fill or drop those rows, or pick another "
+            f"--label-column"
+        )
+    if need_label and label is None:
+        raise ValueError(
+            "the sweep needs labels: pass --label-column (available columns: "
+            f"{', '.join(map(str, table.columns))})"
+        )
+    accepted = spec.parameters()
+    params: dict[str, Any] = {}
+    for option in _BUILDER_OPTIONS:
+        value = getattr(args, option.dest)
+        if value is None or option.param is None:
+            continue
+        if option.param not in accepted:
+            raise ValueError(
+                f"{option.flag} does not apply to builder {args.builder!r}; its parameters: "
+                f"{', '.join(accepted) or '(none)'}"
+            )
+        if option.param in params:
+            raise ValueError(f"{option.flag} sets {option.param!r} a second time; give one")
+        params[option.param] = value
+    if "label_column" in accepted:
+        if label is None:
+            raise ValueError(f"builder {args.builder!r} needs --label-column")
+        params["label_column"] = label
+    # Never use the label as an attribute (reserved names are skipped anyway).
+    uses_label = label is not None and label not in RESERVED
+    if args.builder == "attributes" and "columns" not in params and uses_label:
+        params["exclude"] = sorted({*params.get("exclude", []), label})
+    return _Prepared(table, path, args.builder, params, label)
+
+
+def _metric_lines(metrics: dict[str, float]) -> list[str]:
+    rows = [
+        ("samples", f"{metrics['num_samples']:.0f}"),
+        ("clusters K", f"{metrics['num_clusters']:.0f}"),
+        ("H(Z)", f"{metrics['h_z']:.4f} bits"),
+        (
+            "cluster sizes",
+            f"min {metrics['size_min']:.0f}, median {metrics['size_median']:g}, "
+            f"max {metrics['size_max']:.0f}; singletons {metrics['singleton_fraction']:.1%} "
+            f"of clusters",
+        ),
+    ]
+    if "h_t" in metrics:
+        rows += [
+            ("H(T)", f"{metrics['h_t']:.4f} bits"),
+            ("H(Z|T)", f"{metrics['h_z_given_t']:.4f} bits (lower: labels split less)"),
+            ("H(T|Z)", f"{metrics['h_t_given_z']:.4f} bits"),
+            ("I(Z;T)", f"{metrics['i_zt']:.4f} bits (higher: clusters tell more)"),
+            ("I(Z;T)/H(T)", f"{metrics['i_zt_over_h_t']:.3f}"),
+            ("NMI / AMI", f"{metrics['nmi']:.4f} / {metrics.get('ami', float('nan')):.4f}"),
+        ]
+    return [f"  {name:<14} {value}" for name, value in rows]
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from clinfonce.clusters import cluster_metrics, write_assignment
+    from clinfonce.clusters.builders import run_builder
+    from clinfonce.clusters.io import file_sha256, resolve_id_column, sample_ids
+
+    prep = _prepare(args, need_label=False)
+    if args.out is None:
+        raise ValueError("no output given: pass --out clusters.csv")
+    ids = sample_ids(prep.table, args.id_column)
+    print(f"building {prep.builder} clusters for {len(prep.table)} rows of {prep.path}", flush=True)
+    result = run_builder(prep.table, prep.builder, **prep.params)
+    labels = None if prep.label_column is None else prep.table[prep.label_column]
+    metrics = cluster_metrics(result.ids, labels, ami=not args.no_ami)
+    for key in ("attributes", "tags"):
+        if key in result.details:
+            print(f"  {key} used (in order): {', '.join(result.details[key])}")
+    print(f"metrics{'' if labels is None else f' against {prep.label_column!r}'}:")
+    print("\n".join(_metric_lines(metrics)))
+    ratio = metrics.get("i_zt_over_h_t")
+    if ratio is not None and ratio < LOW_INFORMATION_RATIO:
+        print(
+            f"note: I(Z;T)/H(T) = {ratio:.2f} < {LOW_INFORMATION_RATIO}: these clusters carry "
+            f"little of the label information; a combined Cl-InfoNCE + InfoNCE objective "
+            f"(clusters plus instance discrimination) is the safer choice"
+        )
+    sidecar = {
+        "builder": prep.builder,
+        "params": prep.params,
+        "details": result.details,
+        "input": {
+            "path": str(prep.path),
+            "sha256": file_sha256(prep.path),
+            "rows": len(prep.table),
+            "split": args.split,
+        },
+        "id_column": resolve_id_column(prep.table, args.id_column),
+        "label_column": prep.label_column,
+        "metrics": metrics,
+        "clinfonce_version": __version__,
+    }
+    write_assignment(args.out, ids, result.ids, sidecar)
+    print(f"wrote {args.out} ({len(ids)} rows, {result.num_clusters} clusters) and {args.out}.json")
+    return 0
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def parse_values(text: str, builder: str, columns: Sequence[str]) -> list[Any]:
+    """Granularity values from ``--values``: ints, inclusive ranges, or column names.
+
+    Examples:
+        >>> parse_values("1:3,7", "attributes", [])
+        [1, 2, 3, 7]
+        >>> parse_values("g_*", "column", ["g_10", "x", "g_3"])
+        ['g_3', 'g_10']
+    """
+    values: list[Any] = []
+    for token in _names(text):
+        if builder == "column":
+            if any(ch in token for ch in "*?["):
+                matched = sorted(fnmatch.filter(columns, token), key=_natural_key)
+                if not matched:
+                    raise ValueError(f"--values: no column matches {token!r}")
+                values += matched
+            else:
+                values.append(token)
+            continue
+        ranged = re.fullmatch(r"(\d+):(\d+)(?::(\d+))?", token)
+        if ranged:
+            start, stop, step = int(ranged[1]), int(ranged[2]), int(ranged[3] or 1)
+            if step < 1 or stop < start:
+                raise ValueError(f"--values: bad range {token!r} (use start:stop[:step])")
+            values += list(range(start, stop + 1, step))
+        elif re.fullmatch(r"\d+", token):
+            values.append(int(token))
+        else:
+            raise ValueError(f"--values: {token!r} is not an integer or a start:stop range")
+    if not values:
+        raise ValueError("--values is empty")
+    return values
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from clinfonce.clusters.sweep import plot_sweep, sweep_metrics, to_markdown
+
+    prep = _prepare(args, need_label=True)
+    if args.values is None or args.out_dir is None:
+        raise ValueError("the sweep needs --values and --out-dir")
+    assert prep.label_column is not None
+    values = parse_values(args.values, prep.builder, [str(c) for c in prep.table.columns])
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"sweeping {prep.builder} over {len(values)} values on {len(prep.table)} rows of "
+        f"{prep.path} (labels: {prep.label_column!r})",
+        flush=True,
+    )
+
+    def progress(row: dict[str, Any]) -> None:
+        first = next(iter(row))
+        print(
+            f"  {first}={row[first]}: K={row['num_clusters']}, H(Z|T)={row['h_z_given_t']:.4f}, "
+            f"I(Z;T)={row['i_zt']:.4f}",
+            flush=True,
+        )
+
+    frame = sweep_metrics(
+        prep.table,
+        prep.builder,
+        values,
+        labels=prep.table[prep.label_column],
+        ami=not args.no_ami,
+        progress=progress,
+        **prep.params,
+    )
+    frame.to_csv(out / "sweep.csv", index=False)
+    (out / "sweep.md").write_text(to_markdown(frame))
+    plot_sweep(frame, out / "sweep.png", title=f"{prep.path.name}: {prep.builder} sweep")
+    with pd.option_context("display.width", 160, "display.max_columns", None):
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
+    sys.stdout.flush()
+    return 0
