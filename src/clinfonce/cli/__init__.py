@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from clinfonce import __version__
 
-SUBCOMMANDS: tuple[str, ...] = ("clusters",)
+SUBCOMMANDS: tuple[str, ...] = ("train", "demo", "clusters", "evaluate", "embed")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,132 @@
+"""Input-pipeline overhead of training: full Lightning step vs model alone.
+
+Small CNN, 32 px RGB synthetic-attributes images, batch 256 (512 views), full §4 augmentation
+(crop, flip, colour jitter, grayscale). Two rates, measured in one process, alternating so
+that load from other processes hits both alike:
+
+* model only: forward, loss and backward on pre-made, pre-normalised view tensors;
+* full step: ``Trainer.fit`` as ``clinfonce train`` runs it: loading from the dataset,
+  batched augmentation on the device, forward, loss, backward, optimiser and scheduler step,
+  logging. Timed between consecutive batch ends by a callback (setup excluded).
+
+Run: ``.venv/bin/python benchmarks/bench_train.py [--steps 12] [--rounds 3]``. Target: the
+full step reaches >= 80% of the model-only rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import warnings
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from clinfonce.data import load_source
+from clinfonce.training import ContrastiveModule, config_from_dict
+from clinfonce.training.run import prepare_data, train_loader
+
+BATCH = 256
+SIZE = 32
+
+
+class StepTimer(Callback):
+    """Time between consecutive batch ends: everything a step costs, including fetching the
+    batch and augmenting it (Lightning does both before ``on_train_batch_start``)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._last: float | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.times.append(now - self._last)
+        self._last = now
+
+
+def model_only(module: ContrastiveModule, steps: int, bf16: bool) -> list[float]:
+    views = torch.randn(BATCH, 2, 3, SIZE, SIZE)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = module.compute_loss({"image": views, "index": torch.arange(BATCH)})
+        loss.backward()
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+def full_step(config: Any, data: Any, steps: int) -> list[float]:
+    module = ContrastiveModule(
+        config.to_dict(),
+        in_channels=data.channels,
+        image_size=data.image_size,
+        mean=data.mean,
+        std=data.std,
+    )
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = L.Trainer(
+            max_steps=steps,
+            accelerator="cpu",
+            precision=config.train.precision,
+            logger=L.pytorch.loggers.CSVLogger(tmp),
+            callbacks=[timer],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            log_every_n_steps=10,
+        )
+        trainer.fit(module, train_dataloaders=train_loader(config, data))
+    return timer.times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12, help="steps per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument(
+        "--precision", default="32-true", choices=("32-true", "bf16-mixed"), help="of both"
+    )
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    config = config_from_dict(
+        {
+            "data": {"dataset": "synthetic-attributes"},
+            "method": {"name": "simclr"},
+            "train": {"batch_size": BATCH, "epochs": 1, "precision": args.precision},
+        }
+    )
+    source = load_source(
+        "synthetic-attributes", n_samples=BATCH * (args.steps + 2), image_size=SIZE
+    )
+    data = prepare_data(config.data, config.clusters, monitor_split=None, source=source)
+    reference = ContrastiveModule(
+        config.to_dict(), in_channels=3, image_size=SIZE, mean=data.mean, std=data.std
+    )
+    model_times, full_times = [], []
+    for _ in range(args.rounds):
+        model_times += model_only(reference, args.steps, args.precision == "bf16-mixed")
+        full_times += full_step(config, data, args.steps)
+    model_rate = BATCH / statistics.median(model_times)
+    full_rate = BATCH / statistics.median(full_times)
+    print(
+        f"threads: {torch.get_num_threads()}, batch {BATCH}, {SIZE} px, small-cnn, 2 views, "
+        f"{args.precision}"
+    )
+    print(f"{'measurement':<44} {'images/s':>9} {'ratio':>7}")
+    print(f"{'model only (fwd + loss + bwd, pre-made)':<44} {model_rate:>9.0f} {1:>7.2f}")
+    print(
+        f"{'full training step (Lightning)':<44} {full_rate:>9.0f} {full_rate / model_rate:>7.2f}"
+    )
+    print(f"medians over {len(model_times)} / {len(full_times)} steps; target ratio >= 0.80")
+
+
+if __name__ == "__main__":
+    main()

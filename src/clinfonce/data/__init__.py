@@ -1,0 +1,39 @@
+"""Data for training: sources (built-in and custom), joins with cluster ids, augmentation.
+
+Examples:
+    >>> from clinfonce.data import load_source
+    >>> source = load_source("synthetic-attributes", n_samples=40, image_size=16)
+    >>> source.table.columns.tolist()[:6]
+    ['id', 'label', 'maker', 'material', 'region', 'tier']
+"""
+
+from clinfonce.data.augment import AugmentParams, BatchAugment, eval_transform, view_transform
+from clinfonce.data.datasets import ContrastiveDataset, EpochShuffleSampler
+from clinfonce.data.prepare import (
+    ClustersConfig,
+    DataConfig,
+    PreparedData,
+    join_assignment,
+    prepare_data,
+    write_clusters,
+)
+from clinfonce.data.sources import ImageSource, available_sources, load_source, register_source
+
+__all__ = [
+    "AugmentParams",
+    "BatchAugment",
+    "ClustersConfig",
+    "ContrastiveDataset",
+    "DataConfig",
+    "EpochShuffleSampler",
+    "ImageSource",
+    "PreparedData",
+    "available_sources",
+    "eval_transform",
+    "join_assignment",
+    "load_source",
+    "prepare_data",
+    "register_source",
+    "view_transform",
+    "write_clusters",
+]

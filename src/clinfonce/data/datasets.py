@@ -1,0 +1,102 @@
+"""The torch dataset: images plus per-sample ``index``, ``label`` and ``cluster``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from clinfonce.data.images import decode_image
+
+
+class ImageFiles(Sequence[torch.Tensor]):
+    """Lazily decoded image files; ``rows`` are the metadata rows, for error messages."""
+
+    def __init__(self, paths: Sequence[Path], rows: Sequence[int], channels: int) -> None:
+        self.paths, self.rows, self.channels = list(paths), list(rows), channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
+        return decode_image(self.paths[i], self.channels, row=self.rows[i])
+
+
+class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
+    """Samples as dicts: ``image``, ``index`` and, when given, ``label`` and ``cluster``.
+
+    ``index`` is the sample's position in this dataset (the training set), which is how
+    per-sample state such as K-means cluster ids is looked up later.
+
+    Args:
+        images: a ``uint8 [N, C, H, W]`` tensor or a sequence of ``uint8 [C, H, W]`` tensors
+            (e.g. :class:`ImageFiles`).
+        labels: int64 ``[N]`` downstream labels (``-1`` = unknown), or ``None``.
+        clusters: int64 ``[N]`` cluster ids, or ``None``.
+        transform: applied to each image (e.g. two random views for files); ``None`` keeps
+            the ``uint8`` image, which small in-memory data is augmented from on the device.
+
+    Examples:
+        >>> ds = ContrastiveDataset(torch.zeros(4, 1, 8, 8, dtype=torch.uint8),
+        ...                         labels=torch.tensor([0, 1, 0, 1]))
+        >>> sorted(ds[2])
+        ['image', 'index', 'label']
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor | Sequence[torch.Tensor],
+        *,
+        labels: torch.Tensor | None = None,
+        clusters: torch.Tensor | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        for name, values in (("labels", labels), ("clusters", clusters)):
+            if values is not None and len(values) != len(images):
+                raise ValueError(f"{len(values)} {name} for {len(images)} images")
+        self.images, self.labels, self.clusters = images, labels, clusters
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        image = self.images[i]
+        sample = {
+            "image": self.transform(image) if self.transform is not None else image,
+            "index": torch.tensor(i),
+        }
+        if self.labels is not None:
+            sample["label"] = self.labels[i]
+        if self.clusters is not None:
+            sample["cluster"] = self.clusters[i]
+        return sample
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles with a permutation determined by ``(seed, epoch)``.
+
+    Lightning calls :meth:`set_epoch` before every epoch, so a resumed run sees exactly the
+    order the uninterrupted run would have (a generator-held state would restart instead).
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        yield from torch.randperm(self.size, generator=generator).tolist()
+
+
+def as_int64(values: np.ndarray | None) -> torch.Tensor | None:
+    """An int64 tensor copy of an id array (``None`` passes through)."""
+    return None if values is None else torch.tensor(np.asarray(values, dtype=np.int64))

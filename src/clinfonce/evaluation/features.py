@@ -1,0 +1,81 @@
+"""Feature extraction from an encoder, batch by batch, without gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+@contextmanager
+def eval_mode(model: nn.Module | None) -> Iterator[None]:
+    """Put ``model`` in eval mode (BatchNorm uses its running statistics, so a frozen
+    encoder gives the same feature for an image whatever the batch) and restore its mode.
+
+    Examples:
+        >>> net = nn.BatchNorm1d(2)
+        >>> with eval_mode(net):
+        ...     net.training
+        False
+        >>> net.training
+        True
+    """
+    if model is None:
+        yield
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def extract_features(
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    data: Dataset[dict[str, torch.Tensor]] | torch.Tensor,
+    *,
+    batch_size: int = 512,
+    model: nn.Module | None = None,
+    num_workers: int = 0,
+    desc: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Features (float32, CPU) of every sample, and their labels when the data has them.
+
+    Args:
+        embed: images ``[B, C, H, W]`` -> features ``[B, D]`` (e.g.
+            :meth:`clinfonce.training.ContrastiveModule.embed`).
+        data: a dataset of ``{"image", "label"?}`` dicts, or an image tensor.
+        batch_size: images per forward pass.
+        model: put into eval mode for the extraction and restored afterwards.
+        num_workers: loader workers (image files decode in parallel).
+        desc: show a progress bar with this title (``None``: silent).
+
+    Examples:
+        >>> feats, labels = extract_features(lambda x: x.flatten(1).float(),
+        ...                                  torch.zeros(5, 1, 2, 2, dtype=torch.uint8))
+        >>> feats.shape, labels
+        (torch.Size([5, 4]), None)
+    """
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+    features, labels = [], []
+    with eval_mode(model), torch.no_grad():
+        batches: Iterable[dict[str, torch.Tensor]]
+        if isinstance(data, torch.Tensor):
+            batches = [{"image": data[s : s + batch_size]} for s in range(0, len(data), batch_size)]
+        else:
+            batches = DataLoader(
+                data, batch_size=batch_size, shuffle=False, num_workers=num_workers
+            )
+        total = len(batches)  # type: ignore[arg-type]
+        for batch in tqdm(batches, total=total, desc=desc, unit="batch", disable=desc is None):
+            features.append(embed(batch["image"]).float().cpu())
+            if "label" in batch:
+                labels.append(batch["label"].cpu())
+    if not features:
+        raise ValueError("no samples to extract features from")
+    return torch.cat(features), torch.cat(labels) if labels else None

@@ -1,0 +1,124 @@
+"""A trained encoder back from a checkpoint, with the config of the run that made it.
+
+A checkpoint written by :func:`clinfonce.training.train` sits at
+``<run dir>/checkpoints/<name>.ckpt`` next to ``<run dir>/config.yaml``, and also carries the
+resolved config in its hyperparameters (what :class:`ContrastiveModule` rebuilds the model
+from). The model always comes from the checkpoint; the config, which says what data to
+embed, comes from (in this order) an explicit file, the run directory, or the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from clinfonce.training.config import ExperimentConfig, config_from_dict, load_config
+from clinfonce.training.module import ContrastiveModule
+from clinfonce.training.run import CONFIG_FILE, load_run_config
+
+#: Checkpoints a run directory holds (``checkpoints/<name>.ckpt``).
+CHECKPOINT_NAMES: tuple[str, ...] = ("last", "best")
+
+
+@dataclass
+class LoadedRun:
+    """A checkpoint loaded for evaluation.
+
+    Attributes:
+        checkpoint: the ``.ckpt`` file.
+        run_dir: its run directory, or ``None`` for a checkpoint outside one.
+        config: the run's config (overrides applied).
+        module: the model in eval mode, on the requested device.
+    """
+
+    checkpoint: Path
+    run_dir: Path | None
+    config: ExperimentConfig
+    module: ContrastiveModule
+
+
+def resolve_checkpoint(path: str | Path, which: str = "last") -> Path:
+    """The checkpoint of a run directory (``checkpoints/<which>.ckpt``) or a ``.ckpt`` path.
+
+    Examples:
+        >>> resolve_checkpoint("runs/fashion-mnist-clinfonce", "best")  # doctest: +SKIP
+        PosixPath('runs/fashion-mnist-clinfonce/checkpoints/best.ckpt')
+    """
+    if which not in CHECKPOINT_NAMES:
+        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINT_NAMES)}, got {which!r}")
+    path = Path(path)
+    checkpoint = path / "checkpoints" / f"{which}.ckpt" if path.is_dir() else path
+    if not checkpoint.is_file():
+        hint = (
+            f"the run directory {path} has no checkpoints/{which}.ckpt (was it trained?)"
+            if path.is_dir()
+            else "pass a run directory or an existing .ckpt file"
+        )
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}: {hint}")
+    return checkpoint
+
+
+def checkpoint_run_dir(checkpoint: str | Path) -> Path | None:
+    """The run directory of a checkpoint (``<run>/checkpoints/x.ckpt`` with
+    ``<run>/config.yaml``), or ``None`` when it does not sit in one."""
+    checkpoint = Path(checkpoint)
+    run_dir = checkpoint.parent.parent
+    if checkpoint.parent.name == "checkpoints" and (run_dir / CONFIG_FILE).is_file():
+        return run_dir
+    return None
+
+
+def load_module(checkpoint: str | Path, *, device: torch.device | str = "cpu") -> ContrastiveModule:
+    """The :class:`ContrastiveModule` of a training checkpoint, in eval mode on ``device``.
+
+    Examples:
+        >>> module = load_module("runs/demo/checkpoints/last.ckpt")  # doctest: +SKIP
+        >>> module.embed(images).shape  # doctest: +SKIP
+        torch.Size([64, 128])
+    """
+    try:
+        module = ContrastiveModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(
+            f"{checkpoint}: not a clinfonce training checkpoint (no model config or weights "
+            f"that fit it: {exc})"
+        ) from exc
+    module.eval()
+    return module.to(device)
+
+
+def load_run(
+    path: str | Path,
+    *,
+    which: str = "last",
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    device: torch.device | str = "cpu",
+) -> LoadedRun:
+    """Load a checkpoint (or a run directory's ``which`` checkpoint) and its config.
+
+    Args:
+        path: a run directory or a ``.ckpt`` file.
+        which: ``last`` or ``best`` when ``path`` is a run directory.
+        config: a config file to use instead of the run's (e.g. to embed other data).
+        overrides: ``key=value`` changes to the config (e.g. ``data.options.root=...``).
+        device: where the model goes.
+
+    Examples:
+        >>> run = load_run("runs/fashion-mnist-clinfonce")  # doctest: +SKIP
+        >>> run.config.data.dataset, run.checkpoint.name  # doctest: +SKIP
+        ('fashion-mnist', 'last.ckpt')
+    """
+    checkpoint = resolve_checkpoint(path, which)
+    module = load_module(checkpoint, device=device)
+    run_dir = checkpoint_run_dir(checkpoint)
+    if config is not None:
+        cfg = load_config(config, list(overrides))
+    elif run_dir is not None:
+        cfg = load_run_config(run_dir, overrides)
+    else:
+        cfg = config_from_dict(dict(module.hparams["config"]), list(overrides))
+    return LoadedRun(checkpoint, run_dir, cfg, module)
