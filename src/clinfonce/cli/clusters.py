@@ -435,6 +435,17 @@ def _metric_lines(metrics: dict[str, float]) -> list[str]:
     return [f"  {name:<14} {value}" for name, value in rows]
 
 
+def _low_information_note(where: str, subject: str) -> str:
+    """The advice printed for clusters with I(Z;T)/H(T) below LOW_INFORMATION_RATIO: pure
+    Cl-InfoNCE pulls together samples the labels tell apart, and fell below SimCLR there."""
+    return (
+        f"note: {where} < {LOW_INFORMATION_RATIO}: {subject} little of the label information; "
+        "a combined Cl-InfoNCE + InfoNCE objective is the safer choice: train with "
+        "method.name=clinfonce-plus-simclr (what the default method.name=auto picks) rather "
+        "than method.name=clinfonce"
+    )
+
+
 def _run_build(args: argparse.Namespace) -> int:
     from clinfonce.clusters import cluster_metrics, write_assignment
     from clinfonce.clusters.builders import run_builder
@@ -455,11 +466,7 @@ def _run_build(args: argparse.Namespace) -> int:
     print("\n".join(_metric_lines(metrics)))
     ratio = metrics.get("i_zt_over_h_t")
     if ratio is not None and ratio < LOW_INFORMATION_RATIO:
-        print(
-            f"note: I(Z;T)/H(T) = {ratio:.2f} < {LOW_INFORMATION_RATIO}: these clusters carry "
-            f"little of the label information; a combined Cl-InfoNCE + InfoNCE objective "
-            f"(clusters plus instance discrimination) is the safer choice"
-        )
+        print(_low_information_note(f"I(Z;T)/H(T) = {ratio:.2f}", "these clusters carry"))
     sidecar = {
         "builder": prep.builder,
         "params": prep.params,
@@ -557,6 +564,11 @@ def _run_sweep(args: argparse.Namespace) -> int:
     plot_sweep(frame, out / "sweep.png", title=f"{prep.path.name}: {prep.builder} sweep")
     with pd.option_context("display.width", 160, "display.max_columns", None):
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    param = frame.columns[0]
+    low = frame.loc[frame["i_zt_over_h_t"] < LOW_INFORMATION_RATIO, param].tolist()
+    if low:
+        values_text = ", ".join(map(str, low))
+        print(_low_information_note(f"I(Z;T)/H(T) at {param} = {values_text}", "they carry"))
     print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
     sys.stdout.flush()
     return 0

@@ -11,6 +11,7 @@ from clinfonce.data.augment import AugmentParams, BatchAugment, eval_transform, 
 from clinfonce.data.datasets import ContrastiveDataset, EpochShuffleSampler
 from clinfonce.data.prepare import (
     ClustersConfig,
+    ClusterSpec,
     DataConfig,
     PreparedData,
     join_assignment,
@@ -22,6 +23,7 @@ from clinfonce.data.sources import ImageSource, available_sources, load_source, 
 __all__ = [
     "AugmentParams",
     "BatchAugment",
+    "ClusterSpec",
     "ClustersConfig",
     "ContrastiveDataset",
     "DataConfig",

@@ -53,9 +53,14 @@ class DataConfig:
     std: list[float] | None = None
 
 
+#: Ids sources of the batch itself; a named clustering may not take these names.
+RESERVED_CLUSTER_NAMES: tuple[str, ...] = ("instance", "label", "cluster")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
 @dataclass
-class ClustersConfig:
-    """The ``clusters`` section: where the stage-1 cluster ids come from.
+class ClusterSpec:
+    """Where one clustering's ids come from.
 
     Attributes:
         assignment: a stage-1 assignment file (``id,cluster``), joined by ``data.id_column``.
@@ -70,8 +75,83 @@ class ClustersConfig:
 
     @property
     def defined(self) -> bool:
-        """Whether clusters are configured at all."""
+        """Whether this clustering is configured at all."""
         return self.assignment is not None or self.builder is not None
+
+
+@dataclass
+class ClustersConfig(ClusterSpec):
+    """The ``clusters`` section: the stage-1 clustering(s) the objective can use.
+
+    The unnamed clustering (``assignment`` / ``builder`` at the top of the section) reaches
+    the batch as ``cluster``. ``named`` adds more, e.g. several hierarchy levels or several
+    attribute counts k, for objectives with one term per granularity. In YAML a named
+    clustering may also sit directly in the section (``clusters: {level1: {builder: ...}}``);
+    see :func:`expand_clusters_shorthand`.
+
+    Attributes:
+        named: clustering name -> :class:`ClusterSpec` (names: letters, digits, ``_``, ``-``;
+            not ``instance``, ``label`` or ``cluster``).
+
+    Examples:
+        >>> cfg = ClustersConfig(named={"level1": ClusterSpec(builder="attributes")})
+        >>> cfg.sources
+        ['level1']
+    """
+
+    named: dict[str, ClusterSpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, spec in self.named.items():
+            if name in RESERVED_CLUSTER_NAMES or not name or not set(name) <= _NAME_CHARS:
+                raise ValueError(
+                    f"clusters.named: bad clustering name {name!r}; use letters, digits, _ "
+                    f"and - (not {', '.join(RESERVED_CLUSTER_NAMES)})"
+                )
+            if not spec.defined:
+                raise ValueError(
+                    f"clusters.named.{name}: set its assignment (a stage-1 file) or its "
+                    "builder (+ params)"
+                )
+
+    @property
+    def sources(self) -> list[str]:
+        """Ids sources of the configured clusterings: ``cluster`` for the unnamed one, then
+        the names (a source is what an objective term's ``ids`` refers to)."""
+        unnamed = ["cluster"] if super().defined else []
+        return unnamed + list(self.named)
+
+    @property
+    def defined(self) -> bool:
+        """Whether any clustering is configured."""
+        return bool(self.sources)
+
+
+def expand_clusters_shorthand(section: dict[str, Any]) -> dict[str, Any]:
+    """Move named clusterings written directly in the ``clusters`` section under ``named``.
+
+    Keys other than the section's own fields whose value is a mapping are clusterings;
+    anything else stays (and is reported as an unknown key by the config loader).
+
+    Examples:
+        >>> expand_clusters_shorthand({"level1": {"builder": "attributes"}})
+        {'named': {'level1': {'builder': 'attributes'}}}
+    """
+    fields = {"assignment", "builder", "params", "named"}
+    short = {k: v for k, v in section.items() if k not in fields and isinstance(v, dict)}
+    if not short:
+        return section
+    named = section.get("named") or {}
+    if not isinstance(named, dict):
+        raise ValueError(f"clusters.named must be a mapping of clusterings, got {named!r}")
+    both = sorted(set(short) & set(named))
+    if both:
+        raise ValueError(
+            f"clustering {both[0]!r} is given twice (clusters.{both[0]} and "
+            f"clusters.named.{both[0]}); keep one"
+        )
+    rest = {k: v for k, v in section.items() if k not in short}
+    return {**rest, "named": {**named, **short}}
 
 
 @dataclass
@@ -89,6 +169,8 @@ class PreparedData:
         image_size: model input side.
         mean: normalisation mean per channel.
         std: normalisation std per channel.
+        named_clusters: name -> int64 cluster id per training sample (``clusters.named``).
+        named_sidecars: name -> how that clustering was made.
     """
 
     source: ImageSource
@@ -101,6 +183,8 @@ class PreparedData:
     image_size: int
     mean: list[float]
     std: list[float]
+    named_clusters: dict[str, np.ndarray] = field(default_factory=dict)
+    named_sidecars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def channels(self) -> int:
@@ -199,19 +283,35 @@ def prepare_data(
             rows = rows[~held]
     if data.train_subset is not None and data.train_subset < len(rows):
         rows = np.sort(rng.choice(rows, size=data.train_subset, replace=False))
-    cluster_ids, sidecar = _clusters(table.iloc[rows], clusters, data.id_column, source.name)
-    if cluster_ids is not None and labels is not None:
-        from clinfonce.clusters import cluster_metrics
-
-        known = labels[rows] >= 0
-        if known.any():
-            sidecar["metrics_vs_labels"] = cluster_metrics(cluster_ids[known], labels[rows][known])
+    train = table.iloc[rows]
+    train_labels = None if labels is None else labels[rows]
+    cluster_ids, sidecar = _clusters(
+        train, clusters, "clusters", data.id_column, source.name, train_labels
+    )
+    named_ids, named_sidecars = {}, {}
+    for name, spec in clusters.named.items():
+        ids, named_sidecars[name] = _clusters(
+            train, spec, f"clusters.named.{name}", data.id_column, source.name, train_labels
+        )
+        assert ids is not None  # ClustersConfig rejects a named clustering without a source
+        named_ids[name] = ids
     size = data.image_size
     if size is None:
         size = source.images.shape[-1] if source.images is not None else 224
     mean, std = _normalisation(source, rows, data)
     return PreparedData(
-        source, rows, monitor_rows, labels, names, cluster_ids, sidecar, size, mean, std
+        source,
+        rows,
+        monitor_rows,
+        labels,
+        names,
+        cluster_ids,
+        sidecar,
+        size,
+        mean,
+        std,
+        named_ids,
+        named_sidecars,
     )
 
 
@@ -274,27 +374,43 @@ def join_assignment(ids: pd.Series, assignment: pd.DataFrame, where: str) -> np.
 
 
 def _clusters(
-    train: pd.DataFrame, config: ClustersConfig, id_column: str, where: str
+    train: pd.DataFrame,
+    spec: ClusterSpec,
+    key: str,
+    id_column: str,
+    where: str,
+    labels: np.ndarray | None,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
-    if config.assignment is not None and config.builder is not None:
-        raise ValueError("set clusters.assignment or clusters.builder, not both")
-    if config.assignment is not None:
+    """One clustering's ids over the training rows and its sidecar (with the plug-in
+    metrics against the known ``labels``); ``key`` names the config section in errors."""
+    if spec.assignment is not None and spec.builder is not None:
+        raise ValueError(f"set {key}.assignment or {key}.builder, not both")
+    sidecar: dict[str, Any]
+    if spec.assignment is not None:
         from clinfonce.clusters import read_assignment
 
-        assignment = read_assignment(config.assignment)
-        ids = join_assignment(train[id_column], assignment, config.assignment)
-        return ids, {"assignment": str(config.assignment), **_read_sidecar(config.assignment)}
-    if config.builder is not None:
+        assignment = read_assignment(spec.assignment)
+        ids = join_assignment(train[id_column], assignment, spec.assignment)
+        sidecar = {"assignment": str(spec.assignment), **_read_sidecar(spec.assignment)}
+    elif spec.builder is not None:
         from clinfonce.clusters import build_clusters
 
-        ids = build_clusters(train.reset_index(drop=True), config.builder, **config.params)
-        return np.asarray(ids, dtype=np.int64), {
-            "builder": config.builder,
-            "params": config.params,
+        built = build_clusters(train.reset_index(drop=True), spec.builder, **spec.params)
+        ids = np.asarray(built, dtype=np.int64)
+        sidecar = {
+            "builder": spec.builder,
+            "params": spec.params,
             "rows": len(train),
             "source": where,
         }
-    return None, {}
+    else:
+        return None, {}
+    if labels is not None and (labels >= 0).any():
+        from clinfonce.clusters import cluster_metrics
+
+        known = labels >= 0
+        sidecar["metrics_vs_labels"] = cluster_metrics(ids[known], labels[known])
+    return ids, sidecar
 
 
 def _read_sidecar(assignment: str) -> dict[str, Any]:
@@ -307,26 +423,32 @@ def _read_sidecar(assignment: str) -> dict[str, Any]:
     return {"sidecar": loaded}
 
 
-def write_clusters(prepared: PreparedData, data: DataConfig, run_dir: Path) -> Path | None:
-    """Record the clusters a run used in ``run_dir/clusters.csv`` (+ ``.json`` sidecar).
+def write_clusters(prepared: PreparedData, data: DataConfig, run_dir: Path) -> list[Path]:
+    """Record the clusterings a run used: ``run_dir/clusters.csv`` for the unnamed one and
+    ``run_dir/clusters-<name>.csv`` for each named one (each with its ``.json`` sidecar).
 
     An assignment file is copied as is (with its sidecar); built clusters are written with
-    :func:`clinfonce.clusters.write_assignment`.
+    :func:`clinfonce.clusters.write_assignment`. Returns the files written.
     """
-    if prepared.clusters is None:
-        return None
-    target = run_dir / "clusters.csv"
-    assignment = prepared.cluster_sidecar.get("assignment")
-    if assignment is not None:
-        shutil.copyfile(assignment, target)
-        if Path(f"{assignment}.json").is_file():
-            shutil.copyfile(f"{assignment}.json", f"{target}.json")
-        return target
-    from clinfonce.clusters import write_assignment
+    clusterings = dict(prepared.named_clusters)
+    sidecars = dict(prepared.named_sidecars)
+    targets = {name: run_dir / f"clusters-{name}.csv" for name in clusterings}
+    if prepared.clusters is not None:
+        clusterings[""] = prepared.clusters
+        sidecars[""] = prepared.cluster_sidecar
+        targets[""] = run_dir / "clusters.csv"
+    ids = prepared.source.table[data.id_column].iloc[prepared.train_rows].astype(str).tolist()
+    for name, target in targets.items():
+        assignment = sidecars[name].get("assignment")
+        if assignment is not None:
+            shutil.copyfile(assignment, target)
+            if Path(f"{assignment}.json").is_file():
+                shutil.copyfile(f"{assignment}.json", f"{target}.json")
+        else:
+            from clinfonce.clusters import write_assignment
 
-    ids = prepared.source.table[data.id_column].iloc[prepared.train_rows].astype(str)
-    write_assignment(target, ids.tolist(), prepared.clusters, prepared.cluster_sidecar)
-    return target
+            write_assignment(target, ids, clusterings[name], sidecars[name])
+    return sorted(targets.values())
 
 
 _IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])

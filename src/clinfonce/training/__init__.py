@@ -7,6 +7,8 @@ Examples:
     >>> result = train(config)  # doctest: +SKIP
 """
 
+from clinfonce.training.base import EncoderModule
+from clinfonce.training.baselines import AttributeContrast, AttributePredictor, ClusterClassifier
 from clinfonce.training.config import (
     METHODS,
     ExperimentConfig,
@@ -15,23 +17,34 @@ from clinfonce.training.config import (
     MonitorConfig,
     OptimConfig,
     OutputConfig,
+    TermConfig,
     TrainConfig,
     apply_override,
     config_from_dict,
     load_config,
     save_config,
 )
+from clinfonce.training.kmeans import KMeansReclustering
+from clinfonce.training.method_options import BaselineConfig, KMeansConfig
+from clinfonce.training.methods import build_module, module_class
 from clinfonce.training.module import ContrastiveModule
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
-from clinfonce.training.objective import Objective, ObjectiveTerm, method_terms
+from clinfonce.training.objective import Objective, ObjectiveTerm, method_terms, objective_terms
 from clinfonce.training.run import TrainResult, load_run_config, resolve_resume, train
 from clinfonce.training.schedule import warmup_cosine
 
 __all__ = [
     "KNN_METRIC",
     "METHODS",
+    "AttributeContrast",
+    "AttributePredictor",
+    "BaselineConfig",
+    "ClusterClassifier",
     "ContrastiveModule",
+    "EncoderModule",
     "ExperimentConfig",
+    "KMeansConfig",
+    "KMeansReclustering",
     "KNNMonitor",
     "MethodConfig",
     "ModelConfig",
@@ -40,13 +53,17 @@ __all__ = [
     "ObjectiveTerm",
     "OptimConfig",
     "OutputConfig",
+    "TermConfig",
     "TrainConfig",
     "TrainResult",
     "apply_override",
+    "build_module",
     "config_from_dict",
     "load_config",
     "load_run_config",
     "method_terms",
+    "module_class",
+    "objective_terms",
     "resolve_resume",
     "save_config",
     "train",

@@ -1,7 +1,9 @@
 """Experiment configs: YAML files loaded into typed dataclasses, with ``key=value`` overrides.
 
 A config has the sections ``data``, ``clusters``, ``augment``, ``model``, ``method``,
-``optim``, ``train``, ``monitor`` and ``output``; anything left out keeps its default. Unknown
+``objective``, ``optim``, ``train``, ``monitor``, ``output``, ``kmeans`` and ``baseline``
+(settings of ``kmeans-clinfonce`` and of the baselines,
+:mod:`clinfonce.training.method_options`); anything left out keeps its default. Unknown
 keys are errors that name the key and list the valid ones, and values are checked against the
 field types, so a typo never silently trains the wrong thing.
 """
@@ -18,9 +20,28 @@ from typing import Any, TypeVar
 import yaml
 
 from clinfonce.data.augment import AugmentParams
-from clinfonce.data.prepare import ClustersConfig, DataConfig
+from clinfonce.data.prepare import ClustersConfig, DataConfig, expand_clusters_shorthand
+from clinfonce.training.method_options import (
+    METHOD_TEMPERATURES,
+    BaselineConfig,
+    KMeansConfig,
+    validate_method_options,
+)
 
-METHODS: tuple[str, ...] = ("simclr", "supcon", "clinfonce")
+METHODS: tuple[str, ...] = (
+    "simclr",
+    "supcon",
+    "clinfonce",
+    "clinfonce-plus-simclr",
+    "clinfonce-two-head",
+    "auto",
+    "kmeans-clinfonce",
+    "ce-clusters",
+    "attribute-prediction",
+    "cmc-attributes",
+)
+#: Methods whose objective has Cl-InfoNCE terms on the ``clusters`` section.
+CLUSTER_METHODS: tuple[str, ...] = ("clinfonce", "clinfonce-plus-simclr", "clinfonce-two-head")
 
 
 @dataclass
@@ -45,18 +66,78 @@ class ModelConfig:
 
 @dataclass
 class MethodConfig:
-    """The ``method`` section: which samples the contrastive loss treats as positives.
+    """The ``method`` section: a named objective (ignored terms-wise when ``objective`` is set).
+
+    Methods (:func:`clinfonce.training.objective.method_terms` gives their terms):
+
+    - ``simclr``: instances are the positives; ``supcon``: downstream labels.
+    - ``clinfonce``: Cl-InfoNCE on the stage-1 clusters (one term per clustering of the
+      ``clusters`` section). Best when the clusters are informative about the labels.
+    - ``clinfonce-plus-simclr``: the same terms plus InfoNCE (SimCLR), weights 1, one shared
+      head. Never far below SimCLR, even for clusters much coarser than the labels.
+    - ``clinfonce-two-head``: the official two-head recipe: InfoNCE on head ``instance``,
+      Cl-InfoNCE on head ``cluster``; InfoNCE alone for the first ``warmup_epochs``.
+    - ``auto`` (default): ``clinfonce-plus-simclr`` when clusters are configured, else
+      ``simclr``; the safe choice when nobody knows how informative the clusters are.
+    - ``kmeans-clinfonce``: no auxiliary information: SimCLR for ``warmup_epochs`` (default
+      a tenth of the epochs, at least 1), then Cl-InfoNCE on K-means clusters of the model's
+      own embedding, recomputed during training (the ``kmeans`` section). Its temperature
+      defaults to 0.2 (paper).
+    - Baselines with the same auxiliary information (:mod:`clinfonce.training.baselines`):
+      ``ce-clusters`` (predict the cluster id), ``attribute-prediction`` (predict the
+      attribute columns), ``cmc-attributes`` (contrast image views with attribute vectors).
 
     Attributes:
-        name: ``simclr`` (instances), ``supcon`` (downstream labels) or ``clinfonce``
-            (stage-1 clusters from the ``clusters`` section).
+        name: one of the methods above.
         temperature: loss temperature (paper: 0.1 for attribute/hierarchy clusters).
         base_temperature: the official code's hidden ``tau / base`` loss factor (off: null).
+        warmup_epochs: epochs of InfoNCE alone before the cluster terms start (``clinfonce``:
+            SimCLR then Cl-InfoNCE alone). ``null``: 0, except ``clinfonce-two-head``:
+            a tenth of ``train.epochs`` (at least 1).
     """
 
-    name: str = "clinfonce"
+    name: str = "auto"
     temperature: float = 0.1
     base_temperature: float | None = None
+    warmup_epochs: int | None = None
+
+
+@dataclass
+class TermConfig:
+    """One entry of the ``objective`` list: a weighted contrastive term.
+
+    A non-empty ``objective`` replaces the method's terms (leave ``method.name`` at ``auto``).
+    The total loss is ``sum(weight * term)`` over the terms active in the epoch.
+
+    Attributes:
+        loss: ``clinfonce`` (positives: same cluster), ``simclr`` (InfoNCE: a sample's own
+            views) or ``supcon`` (same label; needs ``data.label_column``).
+        clusters: ``clinfonce`` only: a clustering named in ``clusters`` (``null``: the
+            section's unnamed clustering, or its only named one).
+        weight: the term's weight (>= 0).
+        head: the projection head it reads; terms naming the same head share it.
+        temperature: its temperature (``null``: ``method.temperature``).
+        start_epoch: first (0-based) epoch it trains; before, the other terms train alone.
+        end_epoch: the epoch it stops at (``null``: trains to the end).
+        name: log name, ``train/<name>`` (``null``: the loss, plus ``-<clusters>`` when a
+            clustering is named).
+
+    Examples:
+        >>> cfg = config_from_dict({
+        ...     "clusters": {"level1": {"builder": "attributes"}},
+        ...     "objective": [{"loss": "simclr"}, {"clusters": "level1", "weight": 0.5}]})
+        >>> [(t.loss, t.clusters, t.weight) for t in cfg.objective]
+        [('simclr', None, 1.0), ('clinfonce', 'level1', 0.5)]
+    """
+
+    loss: str = "clinfonce"
+    clusters: str | None = None
+    weight: float = 1.0
+    head: str = "main"
+    temperature: float | None = None
+    start_epoch: int = 0
+    end_epoch: int | None = None
+    name: str | None = None
 
 
 @dataclass
@@ -88,11 +169,17 @@ class TrainConfig:
 
     Attributes:
         epochs: training epochs.
-        batch_size: samples per step (each gives ``views`` views to the loss).
+        batch_size: samples per step (each gives ``views`` views to the loss); the *global*
+            batch, split across DDP processes, so more devices train the same thing.
         views: augmented views per sample.
         seed: seeds initialisation, data order and augmentation (exactly resumable).
         accelerator: Lightning accelerator (``auto``, ``cpu``, ``gpu``).
-        devices: Lightning devices.
+        devices: Lightning devices per node (a count, ``auto``, or ``-1`` for all).
+        num_nodes: machines (DDP over ``num_nodes * devices`` processes).
+        strategy: Lightning strategy (``auto``: DDP when there are several devices; ``ddp``
+            for launches by ``torchrun`` or SLURM).
+        sync_batchnorm: BatchNorm statistics over the global batch (SyncBatchNorm) instead
+            of each process's share; with it, DDP matches the single-process run.
         precision: Lightning precision (``32-true``, ``bf16-mixed``, ...) or ``auto``:
             ``bf16-mixed`` where the device computes bfloat16 natively (CPUs with
             AVX512-BF16/AMX, recent GPUs), else ``32-true``. On this 2-core CPU bf16 made the
@@ -107,7 +194,10 @@ class TrainConfig:
     views: int = 2
     seed: int = 0
     accelerator: str = "auto"
-    devices: int = 1
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    sync_batchnorm: bool = False
     precision: str = "32-true"
     num_workers: int = 0
     log_every_n_steps: int = 10
@@ -172,10 +262,13 @@ class ExperimentConfig:
     augment: AugmentParams = field(default_factory=AugmentParams)
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
+    objective: list[TermConfig] = field(default_factory=list)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    kmeans: KMeansConfig = field(default_factory=KMeansConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -191,10 +284,10 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ValueError(
             f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}"
         )
-    if cfg.method.name == "clinfonce" and not cfg.clusters.defined:
+    if cfg.method.name in CLUSTER_METHODS and not cfg.objective and not cfg.clusters.defined:
         raise ValueError(
-            "method.name=clinfonce needs clusters: set clusters.assignment (a stage-1 file) "
-            "or clusters.builder (+ clusters.params)"
+            f"method.name={cfg.method.name} needs clusters: set clusters.assignment (a stage-1 "
+            "file), clusters.builder (+ clusters.params), or named clusterings"
         )
     if cfg.method.name == "supcon" and cfg.data.label_column is None:
         raise ValueError("method.name=supcon needs labels: set data.label_column")
@@ -203,6 +296,7 @@ def validate(cfg: ExperimentConfig) -> None:
     positive = {
         "train.epochs": cfg.train.epochs,
         "train.batch_size": cfg.train.batch_size,
+        "train.num_nodes": cfg.train.num_nodes,
         "optim.lr": cfg.optim.lr,
         "method.temperature": cfg.method.temperature,
         "monitor.every_n_epochs": cfg.monitor.every_n_epochs,
@@ -217,6 +311,12 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ValueError(
             f"optim.warmup_fraction must be in [0, 1), got {cfg.optim.warmup_fraction}"
         )
+    # Resolving the objective checks its terms, so a config that loads can train. (Imported
+    # here: the objective module builds on this one.)
+    from clinfonce.training.objective import objective_terms
+
+    validate_method_options(cfg)
+    objective_terms(cfg)
 
 
 T = TypeVar("T")
@@ -250,7 +350,8 @@ def _from_value(value: Any, annotation: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{key} must be a mapping, got {value!r}")
-        return dict(value)
+        _, item = typing.get_args(annotation)
+        return {k: _from_value(v, item, f"{key}.{k}") for k, v in value.items()}
     if annotation is float and isinstance(value, int | float | str) and not isinstance(value, bool):
         try:
             return float(value)  # YAML reads "1e-3" as a string
@@ -287,10 +388,12 @@ def _join(prefix: str, key: str) -> str:
 def apply_override(values: dict[str, Any], override: str) -> None:
     """Apply one ``dotted.key=value`` override to a nested dict (value parsed as YAML).
 
+    A number indexes a list, e.g. ``objective.1.weight=0.5``.
+
     Examples:
-        >>> d = {}
-        >>> apply_override(d, "optim.lr=0.1"); d
-        {'optim': {'lr': 0.1}}
+        >>> d = {"objective": [{"loss": "simclr"}]}
+        >>> apply_override(d, "optim.lr=0.1"); apply_override(d, "objective.0.weight=2"); d
+        {'objective': [{'loss': 'simclr', 'weight': 2}], 'optim': {'lr': 0.1}}
     """
     if "=" not in override:
         raise ValueError(f"override {override!r} must look like section.key=value")
@@ -298,13 +401,29 @@ def apply_override(values: dict[str, Any], override: str) -> None:
     parts = key.strip().split(".")
     if not all(parts):
         raise ValueError(f"override {override!r}: empty key part")
-    node = values
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
+    node: dict[str, Any] | list[Any] = values
+    for depth, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            child = node[_list_index(node, part, ".".join(parts[:depth]), override)]
+        else:
+            child = node.setdefault(part, {})
+        if not isinstance(child, dict | list):
             raise ValueError(f"override {override!r}: {part} is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    value = yaml.safe_load(raw) if raw.strip() else None
+    if isinstance(node, list):
+        node[_list_index(node, parts[-1], ".".join(parts[:-1]), override)] = value
+    else:
+        node[parts[-1]] = value
+
+
+def _list_index(items: list[Any], part: str, where: str, override: str) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise ValueError(
+            f"override {override!r}: {where} is a list of {len(items)}; index it with "
+            f"0..{len(items) - 1}, not {part!r}"
+        )
+    return int(part)
 
 
 def config_from_dict(
@@ -314,11 +433,21 @@ def config_from_dict(
     merged = _deep_copy(values or {})
     for override in overrides:
         apply_override(merged, override)
+    if isinstance(merged.get("clusters"), dict):
+        merged["clusters"] = expand_clusters_shorthand(merged["clusters"])
+    method = merged.get("method")
+    name = method.get("name") if isinstance(method, dict) else None
+    if isinstance(method, dict) and "temperature" not in method and name in METHOD_TEMPERATURES:
+        method["temperature"] = METHOD_TEMPERATURES[name]  # the method's own default
     return _build(ExperimentConfig, merged, "")
 
 
-def _deep_copy(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in values.items()}
+def _deep_copy(values: Any) -> Any:
+    if isinstance(values, dict):
+        return {k: _deep_copy(v) for k, v in values.items()}
+    if isinstance(values, list):
+        return [_deep_copy(v) for v in values]
+    return values
 
 
 def load_config(

@@ -2,21 +2,24 @@
 
 A checkpoint written by :func:`clinfonce.training.train` sits at
 ``<run dir>/checkpoints/<name>.ckpt`` next to ``<run dir>/config.yaml``, and also carries the
-resolved config in its hyperparameters (what :class:`ContrastiveModule` rebuilds the model
+resolved config in its hyperparameters (what the method's module, a
+:class:`~clinfonce.training.module.ContrastiveModule` or a baseline module, is rebuilt
 from). The model always comes from the checkpoint; the config, which says what data to
 embed, comes from (in this order) an explicit file, the run directory, or the checkpoint.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from clinfonce.training.base import EncoderModule
 from clinfonce.training.config import ExperimentConfig, config_from_dict, load_config
-from clinfonce.training.module import ContrastiveModule
+from clinfonce.training.methods import module_from_checkpoint
 from clinfonce.training.run import CONFIG_FILE, load_run_config
 
 #: Checkpoints a run directory holds (``checkpoints/<name>.ckpt``).
@@ -37,7 +40,7 @@ class LoadedRun:
     checkpoint: Path
     run_dir: Path | None
     config: ExperimentConfig
-    module: ContrastiveModule
+    module: EncoderModule
 
 
 def resolve_checkpoint(path: str | Path, which: str = "last") -> Path:
@@ -71,8 +74,10 @@ def checkpoint_run_dir(checkpoint: str | Path) -> Path | None:
     return None
 
 
-def load_module(checkpoint: str | Path, *, device: torch.device | str = "cpu") -> ContrastiveModule:
-    """The :class:`ContrastiveModule` of a training checkpoint, in eval mode on ``device``.
+def load_module(checkpoint: str | Path, *, device: torch.device | str = "cpu") -> EncoderModule:
+    """The module of a training checkpoint, in eval mode on ``device``: a
+    :class:`ContrastiveModule` or, for a baseline method, its module
+    (:func:`clinfonce.training.methods.module_class`).
 
     Examples:
         >>> module = load_module("runs/demo/checkpoints/last.ckpt")  # doctest: +SKIP
@@ -80,8 +85,9 @@ def load_module(checkpoint: str | Path, *, device: torch.device | str = "cpu") -
         torch.Size([64, 128])
     """
     try:
-        module = ContrastiveModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    except (KeyError, TypeError, RuntimeError) as exc:
+        loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        module = module_from_checkpoint(loaded)
+    except (KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as exc:
         raise ValueError(
             f"{checkpoint}: not a clinfonce training checkpoint (no model config or weights "
             f"that fit it: {exc})"

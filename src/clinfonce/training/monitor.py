@@ -7,7 +7,7 @@ from lightning.pytorch.callbacks import Callback
 
 from clinfonce.data.datasets import ContrastiveDataset
 from clinfonce.evaluation import extract_features, knn_accuracy
-from clinfonce.training.module import ContrastiveModule
+from clinfonce.training.base import EncoderModule
 
 #: Logged metric name (also what the best checkpoint is chosen by).
 KNN_METRIC = "monitor/knn_top1"
@@ -44,7 +44,7 @@ class KNNMonitor(Callback):
         self.num_classes, self.k, self.temperature = num_classes, k, temperature
         self.every_n_epochs, self.batch_size = every_n_epochs, batch_size
 
-    def evaluate(self, module: ContrastiveModule) -> float:
+    def evaluate(self, module: EncoderModule) -> float:
         """kNN top-1 of the current encoder."""
         bank, bank_labels = extract_features(
             module.embed, self.bank, batch_size=self.batch_size, model=module
@@ -68,5 +68,5 @@ class KNNMonitor(Callback):
         last = epoch >= (trainer.max_epochs or epoch)
         if epoch % self.every_n_epochs and not last:
             return
-        assert isinstance(pl_module, ContrastiveModule)
+        assert isinstance(pl_module, EncoderModule)
         pl_module.log(KNN_METRIC, self.evaluate(pl_module), prog_bar=True)

@@ -4,6 +4,8 @@ Run directory (``output.dir/output.name``)::
 
     config.yaml                 the resolved config
     clusters.csv[.json]         the cluster assignment used and its sidecar (Cl-InfoNCE)
+    clusters-<name>.csv[.json]  each named clustering (clusters.named)
+    kmeans.jsonl                kmeans-clinfonce: one line per K-means re-clustering
     checkpoints/last.ckpt       every epoch; resume with --resume
     checkpoints/best.ckpt       best monitor/knn_top1 so far (when labels exist)
     logs/csv/version_<n>/metrics.csv, logs/tensorboard/version_<n>/
@@ -32,8 +34,14 @@ from clinfonce.data.augment import view_transform
 from clinfonce.data.datasets import EpochShuffleSampler
 from clinfonce.data.prepare import PreparedData, prepare_data, write_clusters
 from clinfonce.data.sources import ImageSource
+from clinfonce.training.base import EncoderModule
 from clinfonce.training.config import ExperimentConfig, load_config, save_config
-from clinfonce.training.module import ContrastiveModule
+from clinfonce.training.distributed import (
+    DistributedBatchSampler,
+    has_idle_parameters,
+    trainer_kwargs,
+)
+from clinfonce.training.methods import build_module, method_callbacks
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
 
 CONFIG_FILE = "config.yaml"
@@ -54,7 +62,7 @@ class TrainResult:
     """
 
     run_dir: Path
-    module: ContrastiveModule
+    module: EncoderModule
     data: PreparedData
     last_checkpoint: Path
     best_checkpoint: Path | None
@@ -150,13 +158,7 @@ def train(
     )
     save_config(config, run_dir / CONFIG_FILE)
     write_clusters(data, config.data, run_dir)
-    module = ContrastiveModule(
-        config.to_dict(),
-        in_channels=data.channels,
-        image_size=data.image_size,
-        mean=data.mean,
-        std=data.std,
-    )
+    module = build_module(config, data)  # the method's module, per-sample tables registered
     loader = train_loader(config, data)
     checkpoints = run_dir / "checkpoints"
     all_callbacks: list[Callback] = [
@@ -178,13 +180,13 @@ def train(
     trainer = L.Trainer(
         max_epochs=config.train.epochs,
         accelerator=config.train.accelerator,
-        devices=config.train.devices,
+        **trainer_kwargs(config.train, idle_parameters=has_idle_parameters(module)),
         precision=resolve_precision(config.train.precision, config.train.accelerator),  # type: ignore[arg-type]
         logger=[  # version_<n> under each: one per (re)start, the same n for both
             CSVLogger(run_dir / "logs", name="csv"),
             TensorBoardLogger(run_dir / "logs", name="tensorboard"),
         ],
-        callbacks=[*all_callbacks, *callbacks],
+        callbacks=[*all_callbacks, *method_callbacks(config, data, run_dir), *callbacks],
         log_every_n_steps=min(config.train.log_every_n_steps, len(loader)),
         enable_progress_bar=config.train.progress_bar,
         enable_model_summary=False,
@@ -228,9 +230,9 @@ def train_loader(config: ExperimentConfig, data: PreparedData) -> DataLoader[Any
         )
     return DataLoader(
         dataset,
-        batch_size=train.batch_size,
-        sampler=EpochShuffleSampler(len(dataset), train.seed),
-        drop_last=True,
+        batch_sampler=DistributedBatchSampler(  # this process's share of the global batch
+            EpochShuffleSampler(len(dataset), train.seed), train.batch_size, drop_last=True
+        ),
         num_workers=train.num_workers,
         persistent_workers=train.num_workers > 0,
     )

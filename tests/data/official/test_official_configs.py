@@ -12,12 +12,15 @@ import clinfonce.data.official.sources  # noqa: F401  (registers the official so
 from clinfonce.clusters.builders import run_builder
 from clinfonce.data import load_source, prepare_data
 from clinfonce.data.official import read_official
-from clinfonce.training.config import METHODS, ExperimentConfig, load_config
+from clinfonce.training.config import ExperimentConfig, load_config
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-ALL_CONFIGS = sorted(CONFIGS.rglob("*.yaml"))
+# Training configs; configs/experiments/ holds experiment grids, checked by tests/experiments.
+ALL_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if "experiments" not in p.parts)
 OFFICIAL = CONFIGS / "official"
 DATASETS = ("cub-200-2011", "imagenet100", "ut-zappos50k", "wider-attribute")
+#: the methods the official code ran on every dataset.
+METHODS = ("clinfonce", "simclr", "supcon")
 Tree = tuple[str, Path, dict[str, Any], str]
 
 

@@ -1,0 +1,167 @@
+"""What every trainable method shares: encoder, input pipeline, optimiser, loss logging.
+
+The contrastive family (:class:`clinfonce.training.ContrastiveModule`) and the baselines of
+:mod:`clinfonce.training.baselines` differ only in their heads and their loss; subclasses of
+:class:`EncoderModule` add the heads and implement :meth:`EncoderModule.compute_loss`, so a
+comparison between methods never depends on a difference in augmentation, schedule or
+evaluation features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+
+from clinfonce.data.augment import BatchAugment, resize_square
+from clinfonce.models import build_encoder
+from clinfonce.training.config import ExperimentConfig, config_from_dict
+from clinfonce.training.schedule import warmup_cosine
+
+_SEED_STRIDE = 1_000_003
+_RANK_STRIDE = 1 << 40  # DDP processes draw different views; rank 0 keeps the 1-process seeds
+
+
+class EncoderModule(L.LightningModule):
+    """Encoder, normalisation, on-device augmentation, optimiser and schedule.
+
+    In-memory ``uint8`` batches are augmented here, on the device, in
+    :meth:`on_after_batch_transfer`, with a generator seeded by ``(seed, global_step)`` so a
+    resumed run sees the same views as an uninterrupted one. Subclasses call
+    ``self.save_hyperparameters(...)`` after ``super().__init__(...)`` (so their own
+    arguments are stored too) and implement :meth:`compute_loss`.
+
+    Args:
+        config: the run's :class:`ExperimentConfig` as ``to_dict()``.
+        in_channels: image channels.
+        image_size: model input side.
+        mean: per-channel normalisation mean (of ``[0, 1]`` pixels).
+        std: per-channel normalisation std.
+
+    Examples:
+        >>> class Nothing(EncoderModule):
+        ...     def compute_loss(self, batch):
+        ...         return self(batch["image"].flatten(0, 1)).sum(), {}
+        >>> cfg = config_from_dict({"method": {"name": "simclr"}})
+        >>> module = Nothing(cfg.to_dict(), in_channels=1, image_size=8, mean=[0.5],
+        ...                  std=[0.25])
+        >>> module.embed(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)).shape
+        torch.Size([2, 128])
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        in_channels: int,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+    ) -> None:
+        super().__init__()
+        self.cfg: ExperimentConfig = config_from_dict(config)
+        model = self.cfg.model
+        self.encoder = build_encoder(model.encoder, in_channels, model.small_stem)
+        self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1), persistent=False)
+        self.image_size = image_size
+        self.augment = BatchAugment(self.cfg.augment, image_size)
+        if model.channels_last:  # only 4-d weights change: heads added later need nothing
+            self.to(memory_format=torch.channels_last)
+
+    # --- features ------------------------------------------------------------------------
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """``uint8`` or ``[0, 1]`` float images (any leading dims) -> normalised float input."""
+        x = images.float().div(255) if images.dtype == torch.uint8 else images
+        shape = x.shape
+        x = (x.reshape(-1, *shape[-3:]) - self.mean) / self.std
+        return x.reshape(shape)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Encoder features of normalised ``[B, C, S, S]`` images."""
+        if self.cfg.model.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        features: torch.Tensor = self.encoder(images)
+        return features
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Evaluation features of raw images (``uint8`` or ``[0, 1]`` float ``[B, C, H, W]``):
+        resized to the input size, normalised, encoded. Call in eval mode."""
+        x = images.to(self.device)
+        x = x.float().div(255) if x.dtype == torch.uint8 else x
+        features: torch.Tensor = self(self.normalise(resize_square(x, self.image_size)))
+        return features
+
+    # --- training ------------------------------------------------------------------------
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Turn training images into normalised views ``[B, V, C, S, S]`` on the device."""
+        if not self.trainer.training:
+            return batch
+        images = batch["image"]
+        if images.dim() == 4:  # raw in-memory images: augment the whole batch here
+            generator = torch.Generator(device=images.device)
+            generator.manual_seed(
+                self.cfg.train.seed * _SEED_STRIDE
+                + self.global_step
+                + self.global_rank * _RANK_STRIDE
+            )
+            views = self.augment(images, self.cfg.train.views, generator)
+        else:
+            views = images
+        batch["image"] = self.normalise(views)
+        return batch
+
+    def compute_loss(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of a batch whose ``image`` holds normalised views ``[B, V, C, S, S]``, and
+        its named parts (logged as ``train/<name>`` when there are several)."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, parts = self.compute_loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss {loss.item()} at step {self.global_step}; lower optim.lr or "
+                "raise method.temperature"
+            )
+        size = len(batch["image"])
+        # Under DDP, the mean over processes is the global batch's loss (a no-op in one).
+        self.log("train/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
+        if len(parts) > 1:
+            for name, value in parts.items():
+                self.log(f"train/{name}", value, batch_size=size, sync_dist=True)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=size)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optim = self.cfg.optim
+        if optim.name == "sgd":
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                self.parameters(),
+                lr=optim.lr,
+                momentum=optim.momentum,
+                nesterov=optim.nesterov,
+                weight_decay=optim.weight_decay,
+            )
+        else:
+            optimizer = torch.optim.AdamW(
+                self.parameters(), lr=optim.lr, weight_decay=optim.weight_decay
+            )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = round(optim.warmup_fraction * total)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, total, warmup, optim.final_lr_ratio)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
