@@ -440,9 +440,9 @@ def _low_information_note(where: str, subject: str) -> str:
     Cl-InfoNCE pulls together samples the labels tell apart, and fell below SimCLR there."""
     return (
         f"note: {where} < {LOW_INFORMATION_RATIO}: {subject} little of the label information; "
-        "a combined Cl-InfoNCE + InfoNCE objective is the safer choice: train with "
-        "method.name=clinfonce-plus-simclr (what the default method.name=auto picks) rather "
-        "than method.name=clinfonce"
+        "a combined Cl-InfoNCE + InfoNCE objective is the safer choice "
+        "(method.name=clinfonce-plus-simclr, what the default method.name=auto picks): pure "
+        "method.name=clinfonce can fall below SimCLR on such clusters, or beat it; compare both"
     )
 
 
