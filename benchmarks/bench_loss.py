@@ -3,6 +3,7 @@
 Run:
     .venv/bin/python benchmarks/bench_loss.py                      # 256, 1024, 2048, 4096
     .venv/bin/python benchmarks/bench_loss.py --sizes 2048 --repeats 5
+    python benchmarks/bench_loss.py --device cuda --sizes 4096,8192,12288   # on a GPU
 
 Both losses get the same inputs: ``batch`` samples per view, 2 views, D = 128, cluster ids
 drawn from 100 clusters. The table reports, per batch size, forward+backward wall time and
@@ -75,13 +76,17 @@ def ours(chunk_size: int | None) -> LossFn:
     return loss
 
 
-def make_inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def make_inputs(
+    batch: int, seed: int = 0, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     features = torch.randn(batch, VIEWS, DIM, generator=gen)
-    return features, torch.randint(0, CLUSTERS, (batch,), generator=gen)
+    ids = torch.randint(0, CLUSTERS, (batch,), generator=gen)
+    return features.to(device), ids.to(device)
 
 
 def forward_backward(loss_fn: LossFn, features: torch.Tensor, ids: torch.Tensor) -> float:
+    """Loss value; ``item()`` waits for the queued backward too, so a GPU is timed fully."""
     leaf = features.clone().requires_grad_()
     loss = loss_fn(leaf, ids)
     loss.backward()
@@ -89,10 +94,10 @@ def forward_backward(loss_fn: LossFn, features: torch.Tensor, ids: torch.Tensor)
 
 
 def time_both(
-    batch: int, repeats: int, implementations: dict[str, LossFn]
+    batch: int, repeats: int, implementations: dict[str, LossFn], device: str = "cpu"
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Fastest time (s) and loss value per implementation, runs interleaved."""
-    features, ids = make_inputs(batch)
+    features, ids = make_inputs(batch, device=device)
     times: dict[str, list[float]] = {name: [] for name in implementations}
     values: dict[str, float] = {}
     for run in range(repeats + 1):
@@ -122,6 +127,16 @@ def peak_memory_child(name: str, batch: int, chunk_size: int | None) -> None:
     print((_status_kib("VmHWM") - before) / 1024)
 
 
+def peak_memory_cuda(loss_fn: LossFn, batch: int, device: str) -> float:
+    """Peak CUDA memory (MiB) one forward+backward allocates beyond its inputs."""
+    features, ids = make_inputs(batch, device=device)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    forward_backward(loss_fn, features, ids)
+    return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+
+
 def peak_memory(name: str, batch: int, chunk_size: int | None, threads: int) -> float | None:
     if not Path("/proc/self/clear_refs").exists():
         return None
@@ -143,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--chunk-size", type=int, default=None, help="ours: rows per block")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU check)")
     parser.add_argument("--peak-memory-of", choices=["dense", "ours"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -154,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     implementations = {"dense": dense_supcon_loss, "ours": ours(args.chunk_size)}
     print(
         f"forward+backward, {VIEWS} views, D={DIM}, {CLUSTERS} clusters, tau={TEMPERATURE}, "
-        f"{args.threads} threads, best of {args.repeats}; ratio = dense / ours; "
+        f"{args.device}, {args.threads} threads, best of {args.repeats}; ratio = dense / ours; "
         f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     header = (
@@ -165,10 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * (header.count("|") - 1))
     worst = 0.0
     for batch in sizes:
-        seconds, values = time_both(batch, args.repeats, implementations)
+        seconds, values = time_both(batch, args.repeats, implementations, args.device)
         memory = {
-            name: peak_memory(name, batch, args.chunk_size, args.threads)
-            for name in implementations
+            name: peak_memory_cuda(fn, batch, args.device)
+            if args.device.startswith("cuda")
+            else peak_memory(name, batch, args.chunk_size, args.threads)
+            for name, fn in implementations.items()
         }
         diff = abs(values["dense"] - values["ours"])
         worst = max(worst, diff / abs(values["dense"]))

@@ -10,7 +10,8 @@ that load from other processes hits both alike:
   logging. Timed between consecutive batch ends by a callback (setup excluded).
 
 Run: ``.venv/bin/python benchmarks/bench_train.py [--steps 12] [--rounds 3]``. Target: the
-full step reaches >= 80% of the model-only rate.
+full step reaches >= 80% of the model-only rate. On a GPU (``benchmarks/gpu_check.sh``):
+``--device cuda --encoder resnet50 --image-size 224 --batch 128 --precision bf16-mixed``.
 """
 
 from __future__ import annotations
@@ -49,19 +50,35 @@ class StepTimer(Callback):
         self._last = now
 
 
-def model_only(module: ContrastiveModule, steps: int, bf16: bool) -> list[float]:
-    views = torch.randn(BATCH, 2, 3, SIZE, SIZE)
+def model_only(
+    module: ContrastiveModule,
+    steps: int,
+    bf16: bool,
+    *,
+    batch: int = BATCH,
+    size: int = SIZE,
+    device: str = "cpu",
+) -> list[float]:
+    """Seconds per forward + loss + backward on pre-made RGB views (the first step excluded;
+    the module makes them channels-last when its config says so)."""
+    module = module.to(device)
+    views = torch.randn(batch, 2, 3, size, size, device=device)
     times = []
-    for _ in range(steps):
+    for _ in range(steps + 1):
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = module.compute_loss({"image": views, "index": torch.arange(BATCH)})
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = module.compute_loss(
+                {"image": views, "index": torch.arange(batch, device=device)}
+            )
         loss.backward()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return times[1:]
 
 
-def full_step(config: Any, data: Any, steps: int) -> list[float]:
+def full_step(config: Any, data: Any, steps: int, accelerator: str = "cpu") -> list[float]:
+    """Seconds per step of ``Trainer.fit`` as ``clinfonce train`` runs it."""
     module = ContrastiveModule(
         config.to_dict(),
         in_channels=data.channels,
@@ -74,7 +91,8 @@ def full_step(config: Any, data: Any, steps: int) -> list[float]:
         warnings.simplefilter("ignore")
         trainer = L.Trainer(
             max_steps=steps,
-            accelerator="cpu",
+            accelerator=accelerator,
+            devices=1,
             precision=config.train.precision,
             logger=L.pytorch.loggers.CSVLogger(tmp),
             callbacks=[timer],
@@ -94,31 +112,48 @@ def main() -> None:
     parser.add_argument(
         "--precision", default="32-true", choices=("32-true", "bf16-mixed"), help="of both"
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU check: cuda)")
+    parser.add_argument("--encoder", default="small-cnn", help="e.g. resnet50")
+    parser.add_argument("--image-size", type=int, default=SIZE, help="pixels (e.g. 224)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="samples per step")
     args = parser.parse_args()
     torch.manual_seed(0)
+    large = args.image_size > 64  # ImageNet-style stem for large images
     config = config_from_dict(
         {
             "data": {"dataset": "synthetic-attributes"},
+            "model": {"encoder": args.encoder, "small_stem": not large},
             "method": {"name": "simclr"},
-            "train": {"batch_size": BATCH, "epochs": 1, "precision": args.precision},
+            "train": {"batch_size": args.batch, "epochs": 1, "precision": args.precision},
         }
     )
     source = load_source(
-        "synthetic-attributes", n_samples=BATCH * (args.steps + 2), image_size=SIZE
+        "synthetic-attributes",
+        n_samples=args.batch * (args.steps + 2),
+        image_size=args.image_size,
     )
     data = prepare_data(config.data, config.clusters, monitor_split=None, source=source)
     reference = ContrastiveModule(
-        config.to_dict(), in_channels=3, image_size=SIZE, mean=data.mean, std=data.std
+        config.to_dict(), in_channels=3, image_size=args.image_size, mean=data.mean, std=data.std
     )
+    accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
+    bf16 = args.precision == "bf16-mixed"
     model_times, full_times = [], []
     for _ in range(args.rounds):
-        model_times += model_only(reference, args.steps, args.precision == "bf16-mixed")
-        full_times += full_step(config, data, args.steps)
-    model_rate = BATCH / statistics.median(model_times)
-    full_rate = BATCH / statistics.median(full_times)
+        model_times += model_only(
+            reference, args.steps, bf16, batch=args.batch, size=args.image_size, device=args.device
+        )
+        full_times += full_step(config, data, args.steps, accelerator)
+    model_rate = args.batch / statistics.median(model_times)
+    full_rate = args.batch / statistics.median(full_times)
+    where = (
+        torch.cuda.get_device_name()
+        if accelerator == "gpu"
+        else f"{torch.get_num_threads()} threads"
+    )
     print(
-        f"threads: {torch.get_num_threads()}, batch {BATCH}, {SIZE} px, small-cnn, 2 views, "
-        f"{args.precision}"
+        f"{where}, batch {args.batch}, {args.image_size} px, {args.encoder}, 2 views, "
+        f"{args.precision}, channels-last"
     )
     print(f"{'measurement':<44} {'images/s':>9} {'ratio':>7}")
     print(f"{'model only (fwd + loss + bwd, pre-made)':<44} {model_rate:>9.0f} {1:>7.2f}")

@@ -12,6 +12,10 @@ each rank embeds its share, the features are gathered, rank 0 clusters and broad
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+import yaml
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 from torch.multiprocessing.spawn import spawn
@@ -29,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from clinfonce.clusters.kmeans import kmeans
 from clinfonce.data.datasets import ContrastiveDataset, EpochShuffleSampler
+from clinfonce.data.prepare import prepare_data
 from clinfonce.evaluation import extract_features
 from clinfonce.models import ProjectionHead
 from clinfonce.training import ContrastiveModule, ObjectiveTerm, TrainConfig, config_from_dict
@@ -38,6 +44,7 @@ from clinfonce.training.distributed import (
     extract_features_sharded,
     trainer_kwargs,
 )
+from clinfonce.training.run import RunFiles
 
 WORLD = 2
 SAMPLES, GLOBAL_BATCH, VIEWS, EPOCHS = 23, 7, 2, 2  # 3 full global batches, a tail of 2 dropped
@@ -264,3 +271,67 @@ def test_idle_heads_make_ddp_look_for_unused_parameters() -> None:
     assert trainer.strategy._ddp_kwargs.get("find_unused_parameters") is True
     assert trainer_kwargs(TrainConfig(), idle_parameters=True)["strategy"] == "auto"  # 1 device
     assert trainer_kwargs(TrainConfig(devices=2))["strategy"] == "auto"
+
+
+def test_cli_run_under_lightning_ddp_writes_once(tmp_path: Path) -> None:
+    """``clinfonce train`` with 2 CPU processes end to end (Lightning launches the second
+    process by re-running the command): K-means re-clustering, the kNN monitor and the run
+    directory work under DDP, and only global rank zero writes the shared files."""
+    config = {
+        "data": {
+            "dataset": "synthetic-attributes",
+            "options": {"n_samples": 120, "image_size": 12},
+        },
+        "model": {"head_hidden": 16, "head_out": 8, "channels_last": False},
+        "method": {"name": "kmeans-clinfonce", "warmup_epochs": 1},
+        "kmeans": {"n_clusters": [3], "restarts": 1},
+        "train": {"epochs": 3, "batch_size": 16, "progress_bar": False, "precision": "32-true"},
+        "monitor": {"max_bank": 40, "max_queries": 20},
+        "output": {"dir": str(tmp_path), "name": "ddp"},
+    }
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "clinfonce", "train", "--config", str(path)]
+    devices = ["train.devices=2", "train.accelerator=cpu", "train.strategy=ddp"]
+    done = subprocess.run(
+        [*command, *devices],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("run directory:") == 1  # one process reports
+    run = tmp_path / "ddp"
+    summary = json.loads((run / "summary.json").read_text())
+    train_samples = summary["train_samples"]
+    assert summary["global_step"] == 3 * (train_samples // 16)  # global batches, not per rank
+    assert 0 <= summary["metrics"]["monitor/knn_top1"] <= 1
+    records = [json.loads(line) for line in (run / "kmeans.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]  # one line per clustering, not per rank
+    assert all(r["num_clusters"] <= 3 for r in records)
+    assert [p.name for p in (run / "logs" / "csv").iterdir()] == ["version_0"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["devices"] == 2
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+class _Trainer:
+    """What :class:`RunFiles` reads of a trainer."""
+
+    def __init__(self, is_global_zero: bool) -> None:
+        self.is_global_zero = is_global_zero
+
+
+@pytest.mark.parametrize("global_zero", [True, False])
+def test_only_global_rank_zero_writes_run_files(tmp_path: Path, global_zero: bool) -> None:
+    cfg = config_from_dict(
+        {
+            "data": {"dataset": "synthetic-attributes", "options": {"n_samples": 40}},
+            "clusters": {"builder": "attributes", "params": {"columns": ["maker"]}},
+        }
+    )
+    data = prepare_data(cfg.data, cfg.clusters)
+    callback = RunFiles(cfg, data, tmp_path)
+    callback.setup(_Trainer(global_zero), _module(), "fit")  # type: ignore[arg-type]
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == (["clusters.csv", "clusters.csv.json", "config.yaml"] if global_zero else [])

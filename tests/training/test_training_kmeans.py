@@ -20,6 +20,7 @@ from clinfonce.training.kmeans import KMeansReclustering, clustering_features
 from clinfonce.training.load import load_run
 from clinfonce.training.method_options import kmeans_terms, kmeans_warmup
 from clinfonce.training.module import ContrastiveModule
+from clinfonce.training.objective import objective_terms
 
 KS = (3, 5)
 TINY: dict[str, Any] = {
@@ -233,3 +234,50 @@ def test_clustering_features_spaces() -> None:
 def test_due_epochs() -> None:
     callback = KMeansReclustering(list(range(9)), [2], start_epoch=2, every_n_epochs=3)  # type: ignore[arg-type]
     assert [e for e in range(10) if callback.due(e)] == [2, 5, 8]
+
+
+WEIGHTED = [
+    {"loss": "simclr", "end_epoch": 2},
+    {"loss": "clinfonce", "clusters": "kmeans-3", "weight": 0.75, "start_epoch": 1},
+    {"loss": "clinfonce", "clusters": "kmeans-5", "weight": 0.25, "start_epoch": 2},
+]
+
+
+def test_objective_list_weights_each_k(tmp_path: Path) -> None:
+    method = {"name": "kmeans-clinfonce"}
+    cfg = tiny_config(tmp_path, "weighted", method=method, objective=WEIGHTED)
+    terms = [(t.name, t.ids, t.weight, t.start_epoch) for t in objective_terms(cfg)]
+    assert terms == [
+        ("simclr", "instance", 1.0, 0),
+        ("clinfonce-kmeans-3", "kmeans-3", 0.75, 1),
+        ("clinfonce-kmeans-5", "kmeans-5", 0.25, 2),
+    ]
+    spy = IdsSpy()
+    result = train(cfg, callbacks=[spy])
+    # re-clustering starts with the first K-means term (epoch 1), for every K
+    assert spy.assignments[0] == {}
+    assert sorted(spy.assignments[1]) == ["kmeans-3", "kmeans-5"]
+    lines = (result.run_dir / "kmeans.jsonl").read_text().splitlines()
+    assert [(json.loads(x)["epoch"], json.loads(x)["k"]) for x in lines] == [
+        (1, 3),
+        (1, 5),
+        (2, 3),
+        (2, 5),
+    ]
+    # each epoch's objective receives exactly the ids of its active terms
+    active = {0: {"instance"}, 1: {"instance", "kmeans-3"}, 2: {"kmeans-3", "kmeans-5"}}
+    for epoch, _, ids in spy.steps:
+        assert set(ids) == active[epoch]
+
+
+@pytest.mark.parametrize(
+    ("objective", "method", "message"),
+    [
+        (WEIGHTED[:2], "kmeans-clinfonce", "kmeans-5 .* train no term"),
+        ([{"loss": "clinfonce", "clusters": "kmeans-4"}], "kmeans-clinfonce", "no clustering"),
+        (WEIGHTED, "clinfonce", "leave method.name at auto"),
+    ],
+)
+def test_bad_kmeans_objectives(objective: list[Any], method: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config_from_dict({**TINY, "method": {"name": method}, "objective": objective})

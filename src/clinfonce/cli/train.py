@@ -6,15 +6,33 @@ import argparse
 
 import yaml
 
-EPILOG = """examples:
+EPILOG = """methods (method.name; docs/objectives.md, docs/kmeans-and-baselines.md):
+  auto (default)          clinfonce-plus-simclr when clusters are configured, else simclr
+  simclr | supcon         instances | downstream labels (data.label_column) as positives
+  clinfonce               Cl-InfoNCE on the stage-1 clusters (the clusters section)
+  clinfonce-plus-simclr   Cl-InfoNCE + InfoNCE, one head: safe for coarse clusters
+  clinfonce-two-head      the official two-head recipe, InfoNCE warm-up
+  kmeans-clinfonce        no auxiliary data: K-means of the model's own embedding (kmeans)
+  ce-clusters | attribute-prediction | cmc-attributes
+                          baselines that use the same auxiliary information
+
+objective (replaces the method's terms; leave method.name at auto, or kmeans-clinfonce to
+weight its clusterings kmeans-<K>):
+  objective:
+    - {loss: simclr, head: instance}
+    - {loss: clinfonce, clusters: level1, weight: 0.5, head: cluster, start_epoch: 2}
+
+examples:
   clinfonce train --config configs/fashion-mnist-clinfonce.yaml
   clinfonce train --config configs/fashion-mnist-simclr.yaml train.epochs=20 optim.lr=0.1
   clinfonce train --config configs/synthetic-attributes-clinfonce.yaml \\
       clusters.params.columns='[colour, size]' output.name=syn-k2
+  clinfonce train --config configs/fashion-mnist-kmeans-clinfonce.yaml train.devices=2
   clinfonce train --resume runs/fashion-mnist-clinfonce     # continue exactly
 
 A run directory (output.dir/output.name) receives config.yaml (resolved), clusters.csv and
 its sidecar, checkpoints/last.ckpt and best.ckpt, CSV and TensorBoard logs, summary.json.
+Several devices or nodes (train.devices, train.num_nodes): docs/distributed.md.
 """
 
 
@@ -22,10 +40,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``train`` sub-command."""
     parser = subparsers.add_parser(
         "train",
-        help="train an encoder (SimCLR, SupCon or Cl-InfoNCE) from a config file",
+        help="train an encoder with any method (Cl-InfoNCE, SimCLR, SupCon, K-means, "
+        "baselines) from a config file",
         description="Train an encoder with a contrastive objective. Settings come from a "
-        "YAML config (sections data, clusters, augment, model, method, optim, train, monitor, "
-        "output), changed by dotted key=value overrides (values parsed as YAML).",
+        "YAML config (sections data, clusters, augment, model, method, objective, kmeans, "
+        "baseline, optim, train, monitor, output), changed by dotted key=value overrides "
+        "(values parsed as YAML).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -48,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, print where the run went and its final metrics."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
     from clinfonce.training import load_config, load_run_config, resolve_resume, train
 
     if args.config is None and args.resume is None:
@@ -61,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
     result = train(config, resume=args.resume)
-    print(f"run directory: {result.run_dir}")
-    for key, value in sorted(result.metrics.items()):
-        print(f"  {key}: {value:.4f}")
+    if rank_zero_only.rank == 0:  # under DDP every process gets here; one reports
+        print(f"run directory: {result.run_dir}")
+        for key, value in sorted(result.metrics.items()):
+            print(f"  {key}: {value:.4f}")
     return 0

@@ -81,8 +81,10 @@ class MethodConfig:
       ``simclr``; the safe choice when nobody knows how informative the clusters are.
     - ``kmeans-clinfonce``: no auxiliary information: SimCLR for ``warmup_epochs`` (default
       a tenth of the epochs, at least 1), then Cl-InfoNCE on K-means clusters of the model's
-      own embedding, recomputed during training (the ``kmeans`` section). Its temperature
-      defaults to 0.2 (paper).
+      own embedding, recomputed during training (the ``kmeans`` section), one term per K,
+      averaged. Its temperature defaults to 0.2 (paper). With an ``objective`` list, the
+      terms name the clusterings ``kmeans-<K>`` and set their own weights; re-clustering
+      starts with the first such term.
     - Baselines with the same auxiliary information (:mod:`clinfonce.training.baselines`):
       ``ce-clusters`` (predict the cluster id), ``attribute-prediction`` (predict the
       attribute columns), ``cmc-attributes`` (contrast image views with attribute vectors).
@@ -106,7 +108,8 @@ class MethodConfig:
 class TermConfig:
     """One entry of the ``objective`` list: a weighted contrastive term.
 
-    A non-empty ``objective`` replaces the method's terms (leave ``method.name`` at ``auto``).
+    A non-empty ``objective`` replaces the method's terms (leave ``method.name`` at ``auto``,
+    or ``kmeans-clinfonce`` to weight its K-means clusterings ``kmeans-<K>``).
     The total loss is ``sum(weight * term)`` over the terms active in the epoch.
 
     Attributes:

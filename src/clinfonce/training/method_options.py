@@ -30,8 +30,9 @@ ATTRIBUTE_METHODS: tuple[str, ...] = ("attribute-prediction", "cmc-attributes")
 METHOD_TEMPERATURES: dict[str, float] = {"kmeans-clinfonce": 0.2}
 #: Feature spaces K-means can cluster.
 KMEANS_FEATURES: tuple[str, ...] = ("head", "encoder")
-#: ``kmeans-clinfonce`` warms up with SimCLR for this share of the epochs unless told otherwise.
-KMEANS_WARMUP_FRACTION = 0.1
+#: Methods that warm up with SimCLR (``kmeans-clinfonce``, ``clinfonce-two-head``) do so for
+#: this share of the epochs unless told otherwise.
+WARMUP_FRACTION = 0.1
 
 
 @dataclass
@@ -72,18 +73,27 @@ class KMeansConfig:
     batch_size: int = 512
 
 
+def default_warmup(epochs: int) -> int:
+    """SimCLR epochs before the cluster terms start, by default: a tenth of the epochs, at
+    least 1 (a random network's clusters are noise, and cluster terms from the first step
+    are what the warm-up avoids) and at most ``epochs - 1`` (so the cluster terms train).
+
+    Examples:
+        >>> default_warmup(200), default_warmup(8), default_warmup(1)
+        (20, 1, 0)
+    """
+    return max(0, min(max(1, round(WARMUP_FRACTION * epochs)), epochs - 1))
+
+
 def kmeans_warmup(warmup_epochs: int | None, epochs: int) -> int:
-    """SimCLR epochs before the first clustering: ``method.warmup_epochs``, or by default a
-    tenth of the epochs, at least 1 (a random network's clusters are noise) and at most
-    ``epochs - 1`` (so the clusters train at all).
+    """SimCLR epochs before the first clustering: ``method.warmup_epochs``, or
+    :func:`default_warmup`.
 
     Examples:
         >>> kmeans_warmup(None, 200), kmeans_warmup(None, 8), kmeans_warmup(0, 8)
         (20, 1, 0)
     """
-    if warmup_epochs is not None:
-        return warmup_epochs
-    return max(0, min(max(1, round(KMEANS_WARMUP_FRACTION * epochs)), epochs - 1))
+    return default_warmup(epochs) if warmup_epochs is None else warmup_epochs
 
 
 def kmeans_assignment(k: int) -> str:

@@ -29,8 +29,8 @@ from clinfonce.training.baselines import (
 )
 from clinfonce.training.config import ExperimentConfig
 from clinfonce.training.kmeans import KMeansReclustering
-from clinfonce.training.method_options import kmeans_warmup
 from clinfonce.training.module import ContrastiveModule
+from clinfonce.training.objective import cluster_sources, kmeans_start_epoch, objective_terms
 
 #: Baselines trained on attribute columns, by method name.
 ATTRIBUTE_MODULES: dict[str, type[AttributeModule]] = {
@@ -100,7 +100,7 @@ def method_callbacks(
         KMeansReclustering(
             data.eval_dataset(data.train_rows),
             km.n_clusters,
-            start_epoch=kmeans_warmup(config.method.warmup_epochs, config.train.epochs),
+            start_epoch=kmeans_start_epoch(objective_terms(config), cluster_sources(config)),
             every_n_epochs=km.every_n_epochs,
             space=km.features,
             iterations=km.iterations,

@@ -37,6 +37,7 @@ class ContrastiveModule(EncoderModule):
     ``label`` and ``cluster``. Named clusterings are registered with :meth:`set_assignment`.
 
     Examples:
+        >>> from clinfonce.training.config import ExperimentConfig
         >>> cfg = ExperimentConfig()
         >>> module = ContrastiveModule(cfg.to_dict(), in_channels=3, image_size=32,
         ...                            mean=[0.5] * 3, std=[0.25] * 3)  # doctest: +SKIP

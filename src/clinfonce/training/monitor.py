@@ -6,8 +6,9 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from clinfonce.data.datasets import ContrastiveDataset
-from clinfonce.evaluation import extract_features, knn_accuracy
+from clinfonce.evaluation import knn_accuracy
 from clinfonce.training.base import EncoderModule
+from clinfonce.training.distributed import extract_features_sharded
 
 #: Logged metric name (also what the best checkpoint is chosen by).
 KNN_METRIC = "monitor/knn_top1"
@@ -17,7 +18,9 @@ class KNNMonitor(Callback):
     """Log :data:`KNN_METRIC` every ``every_n_epochs`` epochs and after the last epoch.
 
     Features come from the encoder in eval mode on un-augmented images, without gradients,
-    so the monitor never changes training.
+    so the monitor never changes training. Under DDP every process embeds only its share of
+    the bank and the queries and receives all features, so every process computes the same
+    score (the best checkpoint needs it everywhere) without repeating the extraction.
 
     Args:
         bank: labelled training samples whose features vote.
@@ -45,14 +48,14 @@ class KNNMonitor(Callback):
         self.every_n_epochs, self.batch_size = every_n_epochs, batch_size
 
     def evaluate(self, module: EncoderModule) -> float:
-        """kNN top-1 of the current encoder."""
-        bank, bank_labels = extract_features(
-            module.embed, self.bank, batch_size=self.batch_size, model=module
+        """kNN top-1 of the current encoder (every process must call this under DDP)."""
+        bank_labels, query_labels = self.bank.labels, self.queries.labels
+        if bank_labels is None or query_labels is None:
+            raise ValueError("the kNN monitor needs labelled bank and query samples")
+        bank, queries = (
+            extract_features_sharded(module.embed, data, batch_size=self.batch_size, model=module)
+            for data in (self.bank, self.queries)
         )
-        queries, query_labels = extract_features(
-            module.embed, self.queries, batch_size=self.batch_size, model=module
-        )
-        assert bank_labels is not None and query_labels is not None
         return knn_accuracy(
             bank,
             bank_labels,
@@ -69,4 +72,6 @@ class KNNMonitor(Callback):
         if epoch % self.every_n_epochs and not last:
             return
         assert isinstance(pl_module, EncoderModule)
-        pl_module.log(KNN_METRIC, self.evaluate(pl_module), prog_bar=True)
+        # Every process holds the same score: the mean over processes is that score, and
+        # says so to Lightning (which otherwise warns about unsynchronised epoch metrics).
+        pl_module.log(KNN_METRIC, self.evaluate(pl_module), prog_bar=True, sync_dist=True)

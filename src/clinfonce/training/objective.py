@@ -28,15 +28,18 @@ from clinfonce.training.config import (
     MethodConfig,
     TermConfig,
 )
-from clinfonce.training.method_options import BASELINE_METHODS, kmeans_terms
+from clinfonce.training.method_options import (
+    BASELINE_METHODS,
+    default_warmup,
+    kmeans_assignment,
+    kmeans_terms,
+)
 
 #: ids sources every batch can provide; other names are looked-up assignments.
 BATCH_SOURCES: tuple[str, ...] = ("instance", "label", "cluster")
 #: The losses of an ``objective`` term, and the ids of those that need no clustering.
 LOSSES: tuple[str, ...] = ("clinfonce", "simclr", "supcon")
 _FIXED_IDS = {"simclr": "instance", "supcon": "label"}
-#: ``clinfonce-two-head`` warms up for this share of the epochs unless told otherwise.
-TWO_HEAD_WARMUP_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,7 @@ def method_terms(
     two_head = name == "clinfonce-two-head"
     warmup = method.warmup_epochs
     if warmup is None:
-        default = max(1, round(TWO_HEAD_WARMUP_FRACTION * epochs))
-        warmup = min(default, epochs - 1) if two_head else 0
+        warmup = default_warmup(epochs) if two_head else 0
     if warmup < 0:
         raise ValueError(f"method.warmup_epochs must be >= 0, got {warmup}")
     head = "cluster" if two_head else "main"
@@ -132,7 +134,7 @@ def term_from_config(
     if term.loss not in LOSSES:
         raise ValueError(f"{where}.loss must be one of {', '.join(LOSSES)}, got {term.loss!r}")
     if term.loss == "clinfonce":
-        ids = _resolve_clusters(term.clusters, config.clusters.sources, where)
+        ids = _resolve_clusters(term.clusters, cluster_sources(config), where)
         name = _clinfonce_name(ids)
     else:
         if term.clusters is not None:
@@ -153,6 +155,21 @@ def term_from_config(
         term.start_epoch,
         term.end_epoch,
     )
+
+
+def cluster_sources(config: ExperimentConfig) -> list[str]:
+    """The clusterings an objective term can name: those of the ``clusters`` section, or
+    for ``kmeans-clinfonce`` its K-means clusterings (``kmeans-<K>``).
+
+    Examples:
+        >>> from clinfonce.training.config import config_from_dict
+        >>> cluster_sources(config_from_dict({"method": {"name": "kmeans-clinfonce"},
+        ...                                   "kmeans": {"n_clusters": [10, 40]}}))
+        ['kmeans-10', 'kmeans-40']
+    """
+    if config.method.name == "kmeans-clinfonce":
+        return [kmeans_assignment(k) for k in config.kmeans.n_clusters]
+    return list(config.clusters.sources)
 
 
 def _resolve_clusters(name: str | None, sources: Sequence[str], where: str) -> str:
@@ -183,10 +200,11 @@ def objective_terms(config: ExperimentConfig) -> list[ObjectiveTerm]:
         ['simclr']
     """
     if config.objective:
-        if config.method.name != "auto":
+        if config.method.name not in ("auto", "kmeans-clinfonce"):
             raise ValueError(
                 f"method.name={config.method.name} and an objective list are both set; the "
-                "objective replaces the method's terms: leave method.name at auto"
+                "objective replaces the method's terms: leave method.name at auto (or "
+                "kmeans-clinfonce, whose K-means clusterings the terms then name)"
             )
         if config.method.warmup_epochs is not None:
             raise ValueError(
@@ -196,6 +214,8 @@ def objective_terms(config: ExperimentConfig) -> list[ObjectiveTerm]:
         terms = [
             term_from_config(t, config, f"objective[{i}]") for i, t in enumerate(config.objective)
         ]
+        if config.method.name == "kmeans-clinfonce":
+            _check_kmeans_terms(terms, cluster_sources(config))
     elif config.method.name in BASELINE_METHODS:
         return []  # not contrastive: trained by the modules of clinfonce.training.baselines
     elif config.method.name == "kmeans-clinfonce":
@@ -204,6 +224,31 @@ def objective_terms(config: ExperimentConfig) -> list[ObjectiveTerm]:
         terms = method_terms(config.method, config.clusters.sources, config.train.epochs)
     check_terms(terms, config.train.epochs)
     return terms
+
+
+def _check_kmeans_terms(terms: Sequence[ObjectiveTerm], clusterings: Sequence[str]) -> None:
+    """Every K-means clustering is computed each time, so every one must train a term."""
+    unused = [name for name in clusterings if name not in {t.ids for t in terms}]
+    if unused:
+        raise ValueError(
+            f"objective: K-means clustering(s) {', '.join(unused)} (kmeans.n_clusters) train "
+            "no term; add a clinfonce term naming each (clusters: kmeans-<K>) or drop that K"
+        )
+
+
+def kmeans_start_epoch(terms: Sequence[ObjectiveTerm], clusterings: Sequence[str]) -> int:
+    """The first epoch a term trains on one of the K-means ``clusterings``: when the
+    re-clustering starts.
+
+    Examples:
+        >>> kmeans_start_epoch([ObjectiveTerm("simclr", "instance", end_epoch=2),
+        ...                     ObjectiveTerm("k", "kmeans-10", start_epoch=2)], ["kmeans-10"])
+        2
+    """
+    starts = [t.start_epoch for t in terms if t.ids in clusterings]
+    if not starts:
+        raise ValueError("no objective term trains on K-means clusters (clusters: kmeans-<K>)")
+    return min(starts)
 
 
 def check_terms(terms: Sequence[ObjectiveTerm], epochs: int) -> None:

@@ -156,12 +156,11 @@ def train(
         seed=config.train.seed,
         source=source,
     )
-    save_config(config, run_dir / CONFIG_FILE)
-    write_clusters(data, config.data, run_dir)
     module = build_module(config, data)  # the method's module, per-sample tables registered
     loader = train_loader(config, data)
     checkpoints = run_dir / "checkpoints"
     all_callbacks: list[Callback] = [
+        RunFiles(config, data, run_dir),
         ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0),
     ]
     knn = knn_monitor(config, data)
@@ -212,8 +211,26 @@ def train(
         "fit_seconds": round(time.perf_counter() - start, 2),
         "best_checkpoint": str(best_path) if best_path else None,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if trainer.is_global_zero:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(run_dir, module, data, run_dir / LAST_CHECKPOINT, best_path, metrics)
+
+
+class RunFiles(Callback):
+    """Writes the resolved config and the clusters used into the run directory, once.
+
+    A callback, because only once the strategy is set up is the global rank known for every
+    launcher (Lightning's, torchrun, SLURM): under DDP every process runs :func:`train`, and
+    only global rank zero may write the shared run directory.
+    """
+
+    def __init__(self, config: ExperimentConfig, data: PreparedData, run_dir: Path) -> None:
+        self.config, self.data, self.run_dir = config, data, run_dir
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            save_config(self.config, self.run_dir / CONFIG_FILE)
+            write_clusters(self.data, self.config.data, self.run_dir)
 
 
 def train_loader(config: ExperimentConfig, data: PreparedData) -> DataLoader[Any]:
