@@ -68,8 +68,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, print where the run went and its final metrics."""
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
     from clinfonce.training import load_config, load_run_config, resolve_resume, train
 
     if args.config is None and args.resume is None:
@@ -83,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
     result = train(config, resume=args.resume)
-    if rank_zero_only.rank == 0:  # under DDP every process gets here; one reports
+    if result.global_zero:  # under DDP every process gets here; one reports
         print(f"run directory: {result.run_dir}")
         for key, value in sorted(result.metrics.items()):
             print(f"  {key}: {value:.4f}")

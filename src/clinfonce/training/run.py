@@ -59,6 +59,8 @@ class TrainResult:
         last_checkpoint: ``checkpoints/last.ckpt``.
         best_checkpoint: the best checkpoint by the kNN monitor, when it ran.
         metrics: final logged metrics (``train/loss``, ``monitor/knn_top1``, ...).
+        global_zero: whether this process is global rank zero (under DDP every process
+            returns a result; this one reports).
     """
 
     run_dir: Path
@@ -67,6 +69,7 @@ class TrainResult:
     last_checkpoint: Path
     best_checkpoint: Path | None
     metrics: dict[str, float]
+    global_zero: bool = True
 
 
 def run_directory(config: ExperimentConfig) -> Path:
@@ -213,7 +216,15 @@ def train(
     }
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return TrainResult(run_dir, module, data, run_dir / LAST_CHECKPOINT, best_path, metrics)
+    return TrainResult(
+        run_dir,
+        module,
+        data,
+        run_dir / LAST_CHECKPOINT,
+        best_path,
+        metrics,
+        trainer.is_global_zero,
+    )
 
 
 class RunFiles(Callback):
