@@ -168,10 +168,16 @@ class AttributeModule(EncoderModule):
         outputs: Sequence[int],
     ) -> None:
         super().__init__(config, in_channels=in_channels, image_size=image_size, mean=mean, std=std)
+        self.save_hyperparameters()
         if not outputs or min(outputs) < 1:
             raise ValueError(f"outputs must be a non-empty list of sizes >= 1, got {outputs}")
         self.outputs = [int(o) for o in outputs]
         self.attributes: torch.Tensor | None = None
+        self.build_heads()
+
+    def build_heads(self) -> None:
+        """Add the method's heads; called once :attr:`outputs` is known."""
+        raise NotImplementedError
 
     def set_attributes(self, codes: torch.Tensor | np.ndarray) -> None:
         """Register the int ``[N, A]`` codes of every training sample (row = ``index``)."""
@@ -208,25 +214,7 @@ class AttributePredictor(AttributeModule):
         5
     """
 
-    def __init__(
-        self,
-        config: dict[str, Any],
-        *,
-        in_channels: int,
-        image_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        outputs: Sequence[int],
-    ) -> None:
-        super().__init__(
-            config,
-            in_channels=in_channels,
-            image_size=image_size,
-            mean=mean,
-            std=std,
-            outputs=outputs,
-        )
-        self.save_hyperparameters()
+    def build_heads(self) -> None:
         self.head = nn.Linear(feature_dim(self.encoder), sum(self.outputs))
 
     def compute_loss(
@@ -265,25 +253,7 @@ class AttributeContrast(AttributeModule):
         [[1.0, 0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]]
     """
 
-    def __init__(
-        self,
-        config: dict[str, Any],
-        *,
-        in_channels: int,
-        image_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        outputs: Sequence[int],
-    ) -> None:
-        super().__init__(
-            config,
-            in_channels=in_channels,
-            image_size=image_size,
-            mean=mean,
-            std=std,
-            outputs=outputs,
-        )
-        self.save_hyperparameters()
+    def build_heads(self) -> None:
         model = self.cfg.model
         self.head = ProjectionHead(feature_dim(self.encoder), model.head_hidden, model.head_out)
         self.attribute_net = ProjectionHead(
