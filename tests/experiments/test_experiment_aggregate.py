@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from clinfonce.experiments import (
     markdown_table,
     summarize,
 )
+from clinfonce.experiments.plots import sweep_plot
 from clinfonce.experiments.runner import describe_clusters
 
 
@@ -119,3 +122,30 @@ def test_format_eta_and_cluster_description() -> None:
     long = {"clusters": {"builder": "hierarchy", "params": {"parents": {"a": list(range(30))}}}}
     text = describe_clusters(long)
     assert text.startswith("hierarchy parents={a:[0,1,2") and text.endswith("...}")
+
+
+def test_sweep_plot_draws_companions_at_matching_x(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    drawn: dict[str, list[tuple[float, float]]] = {}
+
+    def record(fig: Figure, *args: Any, **kwargs: Any) -> None:
+        for handle, label in zip(*fig.axes[2].get_legend_handles_labels(), strict=True):
+            line = handle.lines[0]  # an errorbar container's data line
+            drawn[label] = list(zip(line.get_xdata(), line.get_ydata(), strict=True))
+
+    monkeypatch.setattr(Figure, "savefig", record)
+
+    def sweep(xs: list[str], linear: list[float]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"x": xs, "linear_top1_mean": linear, "knn_top1_mean": [50.0] * len(xs)}
+        )
+
+    pure = sweep(["1", "2", "3"], [80.0, 85.0, 90.0])
+    combined = sweep(["3", "1"], [88.0, 83.0])  # its own order, one x missing
+    sweep_plot(pure, tmp_path / "s.png", "t", companions={"plus": combined}, x_label="k")
+    assert drawn["linear probe"] == [(0, 80.0), (1, 85.0), (2, 90.0)]
+    assert drawn["plus (linear probe)"] == [(2, 88.0), (0, 83.0)]  # placed by x, not by row
+    assert "plus (kNN)" in drawn

@@ -146,6 +146,7 @@ def test_evaluation_settings() -> None:
         ({"runs": [{"name": "a"}], "evaluation": {"probe": "svm"}}, "probe must be one of"),
         ({"runs": [{"name": "a"}], "gap": {"low": "a", "high": "b"}}, "gap run 'b'"),
         ({"runs": [{"name": "a", "untrained": "yes"}]}, "untrained must be true or false"),
+        ({"runs": [{"name": "a", "plot_with": "b"}]}, "plot_with 'b' is not another series"),
     ],
 )
 def test_bad_experiment_files_name_the_problem(values: dict[str, Any], message: str) -> None:

@@ -7,6 +7,7 @@ Both read the output of :func:`clinfonce.experiments.aggregate.summarize` (``<co
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ def sweep_plot(
     title: str,
     *,
     references: pd.DataFrame | None = None,
+    companions: Mapping[str, pd.DataFrame] | None = None,
     x_label: str = "x",
 ) -> Path:
     """K, H(Z|T) and I(Z;T), and accuracy against the swept value, in stacked panels.
@@ -79,6 +81,8 @@ def sweep_plot(
         path: the PNG.
         title: figure title.
         references: summary rows (e.g. SimCLR, SupCon) drawn as horizontal accuracy lines.
+        companions: other sweeps (name -> summary rows) whose accuracies are drawn on the
+            accuracy panel at the matching x values, dotted (e.g. a combined objective).
         x_label: the x axis' name.
     """
     plt = _pyplot()
@@ -104,6 +108,22 @@ def sweep_plot(
         mean, std = _values(sweep, column)
         line = axes[2].errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
         colours[column] = line.lines[0].get_color()
+    for (name, other), marker in zip((companions or {}).items(), "s^vD", strict=False):
+        position = {v: i for i, v in enumerate(ticks)}
+        shared = other[other["x"].astype(str).isin(position)]
+        where = np.array([position[str(v)] for v in shared["x"]], dtype=np.float64)
+        for column, label in _ACCURACIES:
+            mean, std = _values(shared, column)
+            axes[2].errorbar(
+                where,
+                mean,
+                yerr=std,
+                marker=marker,
+                ls=":",
+                capsize=3,
+                color=colours[column],
+                label=f"{name} ({label})",
+            )
     if references is not None:
         for style, (_, ref) in zip(("--", "-."), references.iterrows(), strict=False):
             for column, label in _ACCURACIES:

@@ -121,11 +121,13 @@ def write_report(
             if len(sweep) < 2:
                 continue
             x_label = next(c.run.x_label for c in cells if c.run.group == group) or "x"
+            companions = {c.run.group or "" for c in cells if c.run.plot_with == group}
             files[f"sweep-{group}"] = sweep_plot(
                 sweep,
                 out / f"sweep-{group}.png",
                 f"{spec.name}: {group}",
                 references=references,
+                companions={g: summary[summary["group"] == g] for g in sorted(companions) if g},
                 x_label=x_label,
             )
         pictures = [p.name for k, p in files.items() if k == "accuracy" or k.startswith("sweep-")]

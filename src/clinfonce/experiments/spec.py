@@ -50,7 +50,7 @@ from clinfonce.training.config import ExperimentConfig, apply_override, config_f
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 _TOP_KEYS = ("name", "description", "base", "set", "seeds", "evaluation", "gap", "runs")
-_RUN_KEYS = ("name", "config", "set", "sweep", "untrained", "group", "x")
+_RUN_KEYS = ("name", "config", "set", "sweep", "untrained", "group", "x", "plot_with")
 _SWEEP_KEYS = ("key", "values", "label")
 #: Evaluation defaults of an experiment (cheaper than ``EvalSettings``' own: one kNN k, no
 #: K-means NMI of the embedding, which the results table does not show).
@@ -69,6 +69,8 @@ class RunSpec:
         group: plot series this run belongs to (sweeps: the entry's name).
         x: its position on that series' x axis (sweeps: the swept value).
         x_label: the name of that axis (sweeps: the swept key).
+        plot_with: another series whose sweep plot also draws this series' accuracies (e.g.
+            the combined objective on the pure objective's plot).
     """
 
     name: str
@@ -78,6 +80,7 @@ class RunSpec:
     group: str | None = None
     x: Any = None
     x_label: str | None = None
+    plot_with: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,7 @@ def _parse_runs(entries: Any, where: str) -> tuple[RunSpec, ...]:
             untrained,
             entry.get("group"),
             entry.get("x"),
+            plot_with=entry.get("plot_with"),
         )
         if entry.get("sweep") is None:
             runs.append(base)
@@ -268,6 +272,13 @@ def _parse_runs(entries: Any, where: str) -> tuple[RunSpec, ...]:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"{where}: run names must be unique, repeated: {', '.join(repeated)}")
+    groups = {r.group for r in runs if r.group}
+    for run in runs:
+        if run.plot_with is not None and run.plot_with not in groups - {run.group}:
+            raise ValueError(
+                f"{where}: run {run.name}: plot_with {run.plot_with!r} is not another series "
+                f"(sweep or group); series: {', '.join(sorted(groups)) or 'none'}"
+            )
     return tuple(runs)
 
 
