@@ -131,3 +131,14 @@ def test_fit_from_image_files(tmp_path: Path) -> None:
     assert math.isfinite(result.metrics["train/loss"]) and "monitor/knn_top1" in result.metrics
     assert (result.run_dir / "clusters.csv").read_text() == (tmp_path / "clusters.csv").read_text()
     assert result.module.embed(torch.zeros(2, 3, 20, 16, dtype=torch.uint8)).shape == (2, 128)
+
+
+def test_progress_is_a_line_per_epoch_without_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tiny_config("simclr", tmp_path, "lines")
+    config.train.progress_bar = True  # pytest captures stderr: not a terminal
+    train(config)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "train/loss" in lines[0] and "monitor/knn_top1" in lines[0] and "s left)" in lines[0]

@@ -189,7 +189,8 @@ class TrainConfig:
             small CNN 1.7x faster with the same Fashion-MNIST accuracy.
         num_workers: loader workers (0 suits in-memory data).
         log_every_n_steps: logging interval.
-        progress_bar: show Lightning's progress bar.
+        progress_bar: show progress: Lightning's bar on a terminal, a line per epoch when
+            the output goes to a file.
     """
 
     epochs: int = 100

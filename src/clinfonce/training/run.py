@@ -16,6 +16,7 @@ Run directory (``output.dir/output.name``)::
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -179,6 +180,9 @@ def train(
                 auto_insert_metric_name=False,
             )
         )
+    # A bar redraws one line: in a log file (SLURM, CI, nohup) it becomes megabytes of
+    # fragments, so there a line per epoch reports progress instead.
+    bar = config.train.progress_bar and sys.stderr.isatty()
     trainer = L.Trainer(
         max_epochs=config.train.epochs,
         accelerator=config.train.accelerator,
@@ -188,9 +192,14 @@ def train(
             CSVLogger(run_dir / "logs", name="csv"),
             TensorBoardLogger(run_dir / "logs", name="tensorboard"),
         ],
-        callbacks=[*all_callbacks, *method_callbacks(config, data, run_dir), *callbacks],
+        callbacks=[
+            *all_callbacks,
+            *method_callbacks(config, data, run_dir),
+            *([EpochLines()] if config.train.progress_bar and not bar else []),
+            *callbacks,
+        ],
         log_every_n_steps=min(config.train.log_every_n_steps, len(loader)),
-        enable_progress_bar=config.train.progress_bar,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
@@ -225,6 +234,26 @@ def train(
         metrics,
         trainer.is_global_zero,
     )
+
+
+class EpochLines(Callback):
+    """One progress line per epoch (global rank zero) where no progress bar can draw."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        seconds = time.perf_counter() - self._start
+        left = seconds * (trainer.max_epochs or 0) - seconds * (trainer.current_epoch + 1)
+        metrics = trainer.callback_metrics
+        shown = [f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()) if k != "lr"]
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(shown)} "
+            f"({seconds:.0f} s, about {max(left, 0.0):.0f} s left)",
+            flush=True,
+        )
 
 
 class RunFiles(Callback):
