@@ -158,6 +158,8 @@ def test_bad_run_config_names_run_and_seed() -> None:
     spec = spec_of(runs=[{"name": "typo", "set": {"optim.lrr": 1}}])
     with pytest.raises(ValueError, match=r"run typo \(seed 0\): unknown config key 'optim.lrr'"):
         expand_grid(spec)
+    with pytest.raises(ValueError, match=r"train\.devices and train\.num_nodes must be 1"):
+        expand_grid(spec_of(runs=[{"name": "a"}]), ["train.devices=2"])
 
 
 def test_train_hash_tracks_config_and_seed() -> None:

@@ -458,5 +458,12 @@ def expand_grid(
                 config = config_from_dict(seeded)
             except ValueError as exc:
                 raise ValueError(f"{where}: run {run.name} (seed {seed}): {exc}") from None
+            if (config.train.devices, config.train.num_nodes) != (1, 1):
+                raise ValueError(
+                    f"{where}: run {run.name}: an experiment trains its runs one after another "
+                    f"in one process, so train.devices and train.num_nodes must be 1 (got "
+                    f"{config.train.devices}, {config.train.num_nodes}); for several devices "
+                    "run `clinfonce train` per run (docs/distributed.md)"
+                )
             cells.append(Cell(len(cells), run, seed, seeded, config))
     return cells
