@@ -225,17 +225,11 @@ def _evaluate(
     import lightning as L
 
     from clinfonce.evaluation import extract_features, knn_accuracy, linear_probe
-    from clinfonce.training import ContrastiveModule
+    from clinfonce.training.methods import build_module
 
     if module is None:  # the untrained encoder: the floor every method must clear
         L.seed_everything(config.train.seed, verbose=False)
-        module = ContrastiveModule(
-            config.to_dict(),
-            in_channels=prepared.channels,
-            image_size=prepared.image_size,
-            mean=prepared.mean,
-            std=prepared.std,
-        )
+        module = build_module(config, prepared)
     train_x, train_y = extract_features(
         module.embed, prepared.eval_dataset(prepared.train_rows), model=module
     )

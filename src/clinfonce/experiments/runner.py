@@ -302,7 +302,8 @@ def _untrained_module(cell: Cell, source: Any) -> Any:
     import lightning as L
 
     from clinfonce.data.prepare import ClustersConfig, prepare_data
-    from clinfonce.training import ContrastiveModule, config_from_dict
+    from clinfonce.training import config_from_dict
+    from clinfonce.training.methods import build_module
 
     values = {k: v for k, v in cell.values.items() if k not in ("method", "clusters", "objective")}
     config = config_from_dict({**values, "method": {"name": "simclr"}})
@@ -310,14 +311,7 @@ def _untrained_module(cell: Cell, source: Any) -> Any:
         config.data, ClustersConfig(), monitor_split=None, seed=config.train.seed, source=source
     )
     L.seed_everything(config.train.seed, verbose=False)
-    module = ContrastiveModule(
-        config.to_dict(),
-        in_channels=data.channels,
-        image_size=data.image_size,
-        mean=data.mean,
-        std=data.std,
-    )
-    return module.eval()
+    return build_module(config, data).eval()
 
 
 def _train_cell(
