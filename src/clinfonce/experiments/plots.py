@@ -108,8 +108,8 @@ def sweep_plot(
         mean, std = _values(sweep, column)
         line = axes[2].errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
         colours[column] = line.lines[0].get_color()
+    position = {v: i for i, v in enumerate(ticks)}
     for (name, other), marker in zip((companions or {}).items(), "s^vD", strict=False):
-        position = {v: i for i, v in enumerate(ticks)}
         shared = other[other["x"].astype(str).isin(position)]
         where = np.array([position[str(v)] for v in shared["x"]], dtype=np.float64)
         for column, label in _ACCURACIES:
