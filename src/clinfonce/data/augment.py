@@ -259,12 +259,17 @@ def view_transform(params: AugmentParams, size: int, channels: int) -> Callable[
     return pipeline
 
 
+def eval_resize_side(size: int) -> int:
+    """Short side files are resized to before the eval view's centre crop of ``size``."""
+    return round(size * 8 / 7)
+
+
 def eval_transform(size: int) -> Callable[..., torch.Tensor]:
     """Per-sample eval view for files: resize the short side to ``size * 8/7``, centre crop."""
     from torchvision.transforms import v2
 
     pipeline: Callable[..., torch.Tensor] = v2.Compose(
-        [v2.Resize(round(size * 8 / 7), antialias=True), v2.CenterCrop(size)]
+        [v2.Resize(eval_resize_side(size), antialias=True), v2.CenterCrop(size)]
     )
     return pipeline
 

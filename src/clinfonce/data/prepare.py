@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinfonce.data.augment import MultiView, eval_transform
-from clinfonce.data.datasets import ContrastiveDataset, ImageFiles, as_int64
+from clinfonce.data.augment import MultiView, eval_resize_side, eval_transform
+from clinfonce.data.datasets import ArrayRows, ContrastiveDataset, ImageFiles, as_int64
+from clinfonce.data.prepared import DEFAULT_FILE_SIZE, prepared_source
 from clinfonce.data.sources import ImageSource, images_tensor, load_source
 
 _EXAMPLES = 5
@@ -214,12 +215,19 @@ class PreparedData:
     ) -> ContrastiveDataset:
         """A dataset over table ``rows`` (``index`` = position in ``rows``)."""
         source = self.source
-        images: torch.Tensor | ImageFiles
-        if source.in_memory:
+        images: torch.Tensor | ImageFiles | ArrayRows
+        if isinstance(source.images, np.memmap):  # a prepared array: read rows as needed
+            images = ArrayRows(source.images, rows)
+        elif source.in_memory:
             images = images_tensor(source)[torch.as_tensor(rows)]
         else:
             paths = source.paths or []
-            images = ImageFiles([paths[r] for r in rows], rows.tolist(), source.channels)
+            images = ImageFiles(
+                [paths[r] for r in rows],
+                rows.tolist(),
+                source.channels,
+                min_side=eval_resize_side(self.image_size),  # covers train and eval views
+            )
         labels = None if self.labels is None else self.labels[rows]
         return ContrastiveDataset(
             images, labels=as_int64(labels), clusters=as_int64(clusters), transform=transform
@@ -259,6 +267,8 @@ def prepare_data(
     """
     if source is None:
         source = load_source(data.dataset, **data.options)
+    if source.prepare is not None:  # files become a prepared array at the training size
+        source = prepared_source(source, data.image_size or DEFAULT_FILE_SIZE)
     table = source.table
     _require_columns(table, [data.id_column], "data.id_column", source.name)
     labels, names = _labels(table, data.label_column, source.name)
@@ -297,7 +307,7 @@ def prepare_data(
         named_ids[name] = ids
     size = data.image_size
     if size is None:
-        size = source.images.shape[-1] if source.images is not None else 224
+        size = source.images.shape[-1] if source.images is not None else DEFAULT_FILE_SIZE
     mean, std = _normalisation(source, rows, data)
     return PreparedData(
         source,
