@@ -120,16 +120,14 @@ def prepared_source(source: ImageSource, size: int) -> ImageSource:
     request = source.prepare
     if request is None or source.paths is None:
         return source
-    folder = entry_folder(request.folder, request.table, size, source.channels)
     try:
-        prepared = prepare_array(source.paths, folder, size, source.channels, table=source.table)
+        prepared = prepare_source_array(source, size)
     except PreparedCacheError as exc:
         if request.required:
             raise
         warnings.warn(f"{exc}; training goes on reading the image files", stacklevel=2)
         return source
     ok = prepared.status == DONE
-    report_bad_rows(~ok, source.paths, request.table, request.missing, "unreadable")
     images, table = prepared.images, source.table
     if not ok.all():
         images, table = np.ascontiguousarray(images[ok]), table[ok]
@@ -138,8 +136,24 @@ def prepared_source(source: ImageSource, size: int) -> ImageSource:
         table,
         images=images,
         channels=source.channels,
-        description=f"{source.description}, prepared at {size} px in {folder}",
+        description=f"{source.description}, prepared at {size} px in {prepared.folder}",
     )
+
+
+def prepare_source_array(
+    source: ImageSource, size: int, *, workers: int | None = None
+) -> PreparedArray:
+    """Prepare the files of a source that carries a :class:`PrepareRequest` (its entry in
+    the request's folder), then stop at or warn about unreadable images as it asks."""
+    request, paths = source.prepare, source.paths
+    if request is None or paths is None:
+        raise ValueError(f"source {source.name!r} has no image files to prepare")
+    folder = entry_folder(request.folder, request.table, size, source.channels)
+    prepared = prepare_array(
+        paths, folder, size, source.channels, table=source.table, workers=workers
+    )
+    report_bad_rows(prepared.status != DONE, paths, request.table, request.missing, "unreadable")
+    return prepared
 
 
 def prepare_array(
@@ -190,9 +204,9 @@ def prepare_array(
             _write_atomic(folder / TABLE_FILE, lambda tmp: table.to_csv(tmp, index=False))
     except OSError as exc:
         raise PreparedCacheError(
-            f"cannot write the prepared images in {folder}: {exc.strerror or exc}; set "
-            "data.options.prepare_dir to a writable folder with room for "
-            f"{_gib(np.prod(shape))}, or data.options.prepare=false to read the files directly"
+            f"cannot write the prepared images in {folder}: {exc.strerror or exc}; give a "
+            f"writable folder with {_gib(np.prod(shape))} free (data.options.prepare_dir, or "
+            "--out of clinfonce prepare), or set data.options.prepare=false to read the files"
         ) from exc
     images = np.load(folder / ARRAY_FILE, mmap_mode="c")
     return PreparedArray(images, status, len(pending), reused, folder)
