@@ -279,7 +279,7 @@ def train_loader(config: ExperimentConfig, data: PreparedData) -> DataLoader[Any
     train = config.train
     transform = None
     if not data.source.in_memory:
-        transform = view_transform(config.augment, data.image_size, data.channels)
+        transform = view_transform(config.augment, data.image_size)
     dataset = data.train_dataset(train.views, transform)
     if len(dataset) < train.batch_size:
         raise ValueError(
