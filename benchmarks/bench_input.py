@@ -1,4 +1,4 @@
-"""Input pipeline from image files: decode bound, today's file path, prepared array, streaming.
+"""Input pipeline from image files: decode bound, previous file path, prepared array, streaming.
 
 A folder of generated JPEGs at 500x375 (the size of CUB-200 and UT-Zappos50K originals) is
 read at each training resolution in four ways, all measured in this one process so that
@@ -7,10 +7,11 @@ load from other processes hits them alike and the ratios stay meaningful:
 (a) the decode bound: Pillow decode + resize of one image at a time on one core, at full
     scale and in draft mode (reduced-scale JPEG decoding);
 (b) the file path before prepared arrays: full decode and per-sample torchvision views
-    in the training process (``num_workers: 0``);
+    (crop, flip, colour jitter, grayscale) in the training process (``num_workers: 0``);
 (c) the prepared path: ``clinfonce prepare`` once (its time is reported), then batches read
     from the memory-mapped array and augmented as whole batches on the device;
-(d) the streamed path: draft-mode decode and per-sample views in 1 and 2 loader workers;
+(d) the streamed path: draft-mode decode, per-sample crop and flip in 1 and 2 loader
+    workers, the colour part batched on the device;
 (e) with ``--device cuda``: batches of JPEGs decoded on the GPU (torchvision.io).
 
 Input-pipeline rates are images/s of batches of two augmented views, no model. Beside them:
@@ -35,6 +36,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +68,27 @@ PREPARED = "prepared"
 
 
 def make_jpegs(folder: Path, count: int) -> Path:
-    """``count`` smooth random JPEGs (upsampled noise, which compresses like photos) and a
-    table listing them; reused when the folder already holds them."""
+    """``count`` smooth random JPEGs (upsampled noise, which compresses like photos), made
+    on all usable cores, and a table listing them; reused when the folder holds them."""
     table = folder / "meta.csv"
     if table.is_file() and len(pd.read_csv(table)) == count:
         return table
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
     names = [f"{i:06d}.jpg" for i in range(count)]
-    for name in names:
-        small = Image.fromarray(rng.integers(0, 256, (HEIGHT // 12, WIDTH // 12, 3), np.uint8))
-        small.resize((WIDTH, HEIGHT), Image.BILINEAR).save(folder / name, quality=90)
+    chunks = [(folder, i, names[i : i + 500]) for i in range(0, count, 500)]
+    with ProcessPoolExecutor(usable_cores()) as pool:
+        list(pool.map(write_jpegs, *zip(*chunks, strict=True)))
     pd.DataFrame({"path": names, "label": [i % 10 for i in range(count)]}).to_csv(
         table, index=False
     )
     return table
+
+
+def write_jpegs(folder: Path, seed: int, names: list[str]) -> None:
+    rng = np.random.default_rng(seed)
+    for name in names:
+        small = Image.fromarray(rng.integers(0, 256, (HEIGHT // 12, WIDTH // 12, 3), np.uint8))
+        small.resize((WIDTH, HEIGHT), Image.BILINEAR).save(folder / name, quality=90)
 
 
 def peak_memory_mib() -> float:
@@ -127,30 +135,44 @@ def loader_rate(
     device: str,
     on_device: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
-    """Images/s of ``batches`` batches of views (after the first, which pays start-up)."""
+    """Images/s of ``batches`` batches of views, from the loader's start (worker start-up
+    included, so that batches the workers prefetched are not counted as free)."""
     loader = DataLoader(
         dataset,
         batch_size=batch,
         shuffle=True,
         drop_last=True,
         num_workers=workers,
-        persistent_workers=workers > 0,
         pin_memory=device.startswith("cuda"),
         generator=torch.Generator().manual_seed(0),
     )
-    times, last = [], time.perf_counter()
-    for step, sample in enumerate(loader):
+    start = time.perf_counter()
+    for step, sample in enumerate(loader, start=1):
         images = sample["image"].to(device, non_blocking=True)
         if on_device is not None:
             images = on_device(images)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        now = time.perf_counter()
-        times.append(now - last)
-        last = now
         if step == batches:
             break
-    return batch / statistics.median(times[1:])
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return batch * step / (time.perf_counter() - start)
+
+
+def views_before_this_change(params: AugmentParams, size: int) -> Callable[..., torch.Tensor]:
+    """The file path's per-sample views as they were: crop, flip, colour jitter and random
+    grayscale all per sample, in the training process (now the colour part runs batched on
+    the device)."""
+    from torchvision.transforms import v2
+
+    jitter = v2.ColorJitter(*params.jitter)
+    pipeline: Callable[..., torch.Tensor] = v2.Compose(
+        [
+            view_transform(params, size),
+            v2.RandomApply([jitter], p=params.jitter_p),
+            v2.RandomGrayscale(params.grayscale_p),
+        ]
+    )
+    return pipeline
 
 
 def gpu_decode_rate(paths: list[Path], size: int, batch: int) -> float:
@@ -217,9 +239,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="64", help="training resolutions, e.g. 64,224")
     parser.add_argument("--encoders", default="small-cnn", help="e.g. small-cnn,resnet18")
     parser.add_argument("--batch", type=int, default=256, help="samples per batch")
-    parser.add_argument("--batches", type=int, default=4, help="batches per input rate")
+    parser.add_argument("--batches", type=int, default=8, help="batches per input rate")
     parser.add_argument("--decode-sample", type=int, default=300, help="images for (a)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--precision", default="32-true", choices=("32-true", "bf16-mixed"), help="of the model"
+    )
     parser.add_argument("--folder", help="where the JPEGs go (default: a temporary folder)")
     parser.add_argument("--no-epochs", action="store_true", help="skip the training epochs")
     args = parser.parse_args()
@@ -252,16 +277,16 @@ def run_size(args: argparse.Namespace, table: Path, folder: Path, size: int) -> 
     rates["(a) decode bound, full scale"] = decode_rate(sample, size, draft=False)
     rates["(a) decode bound, draft mode"] = decode_rate(sample, size, draft=True)
     torch.set_num_threads(threads)
-    views = MultiView(view_transform(params, size), views=2)
-    today = ContrastiveDataset(ImageFiles(paths, rows.tolist(), 3), transform=views)
-    rates["(b) file path today (full decode, 0 workers)"] = loader_rate(
-        today, args.batch, args.batches, 0, args.device
+    before = MultiView(views_before_this_change(params, size), views=2)
+    previous = ContrastiveDataset(ImageFiles(paths, rows.tolist(), 3), transform=before)
+    rates["(b) previous file path (full decode, 0 workers)"] = loader_rate(
+        previous, args.batch, args.batches, 0, args.device
     )
     start = time.perf_counter()
     entry = entry_folder(folder / PREPARED, table, size, 3)  # the one training reuses
     prepared = prepare_array(paths, entry, size, 3, progress=False)
     prepare_s = time.perf_counter() - start
-    augment = BatchAugment(params, size)
+    augment = BatchAugment(params, size)  # on the device: whole batches, or colour only
     rates["(c) prepared array + batch augment"] = loader_rate(
         ContrastiveDataset(ArrayRows(prepared.images, rows)),
         args.batch,
@@ -271,23 +296,28 @@ def run_size(args: argparse.Namespace, table: Path, folder: Path, size: int) -> 
         on_device=lambda images: augment(images, 2),
     )
     draft = ImageFiles(paths, rows.tolist(), 3, min_side=eval_resize_side(size))  # as training
-    streamed = ContrastiveDataset(draft, transform=views)
+    streamed = ContrastiveDataset(draft, transform=MultiView(view_transform(params, size), 2))
     for workers in (1, 2):
         rates[f"(d) streamed, draft decode, {workers} worker(s)"] = loader_rate(
-            streamed, args.batch, args.batches, workers, args.device
+            streamed,
+            args.batch,
+            args.batches,
+            workers,
+            args.device,
+            on_device=lambda views: augment.colour(views.float().div_(255)),
         )
     if args.device.startswith("cuda"):
         rates["(e) GPU JPEG decode + resize (nvJPEG)"] = gpu_decode_rate(
             paths[: 8 * args.batch], size, args.batch
         )
-    print(f"\n== {size} px: input pipeline (images/s; 'x (b)' = ratio to today's file path)")
+    print(f"\n== {size} px: input pipeline (images/s; 'x (b)' = ratio to the previous file path)")
     print(
         f"prepare (all cores, {prepared.decoded} decoded): {prepare_s:.1f} s, "
         f"{len(paths) / prepare_s:.0f} images/s; peak memory {peak_memory_mib():.0f} MiB"
     )
-    today_rate = rates["(b) file path today (full decode, 0 workers)"]
+    previous_rate = rates["(b) previous file path (full decode, 0 workers)"]
     for name, rate in rates.items():
-        print(f"  {name:<48} {rate:>8.0f}  {rate / today_rate:>6.2f} x (b)")
+        print(f"  {name:<48} {rate:>8.0f}  {rate / previous_rate:>6.2f} x (b)")
     bound = rates["(a) decode bound, draft mode"]
     for workers in (1, 2):
         rate = rates[f"(d) streamed, draft decode, {workers} worker(s)"]
@@ -295,8 +325,8 @@ def run_size(args: argparse.Namespace, table: Path, folder: Path, size: int) -> 
             f"  streamed {workers} worker(s) / ({workers} x draft bound): "
             f"{rate / (workers * bound):.2f} (goal >= 0.85)"
         )
-    speedup = rates["(c) prepared array + batch augment"] / today_rate
-    print(f"  prepared / today's file path: {speedup:.1f} x (goal >= 20)")
+    speedup = rates["(c) prepared array + batch augment"] / previous_rate
+    print(f"  prepared / previous file path: {speedup:.1f} x (goal >= 20)")
     accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
     for encoder in args.encoders.split(","):
         report_encoder(args, table, size, encoder, accelerator)
@@ -315,23 +345,24 @@ def report_encoder(
     module = ContrastiveModule(
         config.to_dict(), in_channels=3, image_size=size, mean=[0.5] * 3, std=[0.25] * 3
     )
+    bf16 = args.precision == "bf16-mixed"
     step = statistics.median(
-        model_only(module, 3, False, batch=args.batch, size=size, device=args.device)
+        model_only(module, 3, bf16, batch=args.batch, size=size, device=args.device)
     )
     model_rate = args.batch / step
     print(f"  {encoder}: model only {model_rate:.0f} images/s")
     if args.no_epochs:
         return
-    settings = {"batch_size": args.batch, "accelerator": accelerator}
+    settings = {"batch_size": args.batch, "accelerator": accelerator, "precision": args.precision}
     epochs = {
         "in memory (cache: true)": ({"cache": True, "cache_size": size}, {}),
         "prepared array": ({"prepare": True, "prepare_dir": str(table.parent / PREPARED)}, {}),
-        "files today (full decode, 0 workers)": ({}, {"num_workers": 0}),
+        "files, full decode, 0 workers": ({}, {"num_workers": 0}),
         "streamed (draft, num_workers auto)": ({}, {}),
     }
     seconds = {}
     for name, (options, extra) in epochs.items():
-        decoding = full_scale_decoding() if "today" in name else contextlib.nullcontext()
+        decoding = full_scale_decoding() if "full decode" in name else contextlib.nullcontext()
         with decoding:
             seconds[name] = epoch_seconds(table, size, encoder, options, {**settings, **extra})
     reference = seconds["in memory (cache: true)"]
