@@ -86,9 +86,23 @@ class PreparedArray:
     folder: Path
 
 
-def default_prepare_dir(table: str | Path) -> Path:
-    """Where prepared entries of ``table`` go by default: ``.clinfonce-prepared`` beside it."""
-    return Path(table).parent / ".clinfonce-prepared"
+def prepare_request(
+    prepare: bool | str, prepare_dir: str | None, table: str | Path, missing: str = "error"
+) -> PrepareRequest | None:
+    """The request of a loader's ``prepare`` and ``prepare_dir`` options (``None``: read the
+    files while training); ``table`` names the entry and, without ``prepare_dir``, places
+    it in ``.clinfonce-prepared`` beside itself.
+
+    Examples:
+        >>> prepare_request("auto", None, "data/meta.csv").folder.as_posix()
+        'data/.clinfonce-prepared'
+    """
+    if prepare not in (True, False, "auto"):
+        raise ValueError(f"data.options.prepare must be true, false or auto, got {prepare!r}")
+    if not prepare:
+        return None
+    folder = Path(prepare_dir) if prepare_dir else Path(table).parent / ".clinfonce-prepared"
+    return PrepareRequest(folder, str(table), missing, required=prepare is True)
 
 
 def entry_folder(folder: Path, table: str | Path, size: int, channels: int) -> Path:

@@ -167,9 +167,10 @@ def load_table_source(
         raise ValueError(f"data.options.missing must be 'error' or 'skip', got {missing!r}")
     if channels not in (1, 3):
         raise ValueError(f"data.options.channels must be 1 or 3, got {channels}")
-    if prepare not in (True, False, "auto"):
-        raise ValueError(f"data.options.prepare must be true, false or auto, got {prepare!r}")
-    if prepare and cache:
+    from clinfonce.data.prepared import prepare_request
+
+    request = prepare_request(prepare, prepare_dir, table, missing)
+    if request is not None and cache:
         raise ValueError("set data.options.prepare or data.options.cache, not both")
     frame = read_metadata(table)
     if path_column not in frame.columns:
@@ -187,12 +188,6 @@ def load_table_source(
         frame["id"] = frame[path_column].astype(str)
     description = f"{len(frame)} images listed in {table} under {root}"
     if not cache:
-        request = None
-        if prepare:
-            from clinfonce.data.prepared import PrepareRequest, default_prepare_dir
-
-            folder = Path(prepare_dir) if prepare_dir else default_prepare_dir(table)
-            request = PrepareRequest(folder, table, missing, required=prepare is True)
         return ImageSource(
             "table",
             frame,
