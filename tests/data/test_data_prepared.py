@@ -182,3 +182,33 @@ def test_prepare_option_values_are_checked(tmp_path: Path) -> None:
         load_source("table", table=str(meta), prepare="yes")
     with pytest.raises(ValueError, match=r"prepare or data\.options\.cache, not both"):
         load_source("table", table=str(meta), prepare=True, cache=True, cache_size=4)
+
+
+def test_concurrent_prepares_take_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two preparers of one entry at once (e.g. the processes of a multi-GPU run): one
+    decodes, the other waits and reuses; neither lays out the array under the other."""
+    import threading
+    import time
+
+    make_table(tmp_path)
+    paths, folder = table_files(tmp_path), tmp_path / "cache"
+
+    def slow(path: Path, channels: int, size: int, *, row: int | None = None) -> object:
+        time.sleep(0.02)  # widens the window in which an unguarded second prepare would race
+        return decode_resized(path, channels, size, row=row)
+
+    monkeypatch.setattr(prepared_module, "decode_resized", slow)
+    results: list[prepared_module.PreparedArray] = []
+
+    def prepare() -> None:
+        results.append(prepare_array(paths, folder, SIZE, 3, workers=1, progress=False))
+
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.decoded for r in results) == [0, 6]
+    for result in results:
+        for row, path in enumerate(paths):
+            np.testing.assert_array_equal(result.images[row], decode_resized(path, 3, SIZE))

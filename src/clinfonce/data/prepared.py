@@ -25,10 +25,12 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -36,10 +38,17 @@ import pandas as pd
 from clinfonce.data.images import decode_resized
 from clinfonce.data.sources import ImageSource, report_bad_rows
 
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 #: Side used for files when ``data.image_size`` is not set (as for streamed files).
 DEFAULT_FILE_SIZE = 224
 PENDING, DONE, UNREADABLE = 0, 1, 2
 ARRAY_FILE, INDEX_FILE, TABLE_FILE = "images.npy", "index.parquet", "table.csv"
+LOCK_FILE = ".lock"
 _CHUNK = 64  # images per parallel task: small enough for a smooth progress bar
 _SAVE_EVERY_S = 2.0  # index writes while decoding (each one makes finished rows durable)
 
@@ -208,14 +217,17 @@ def prepare_array(
     shape = (len(paths), channels, size, size)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        status = _open_entry(folder, keys, shape)
-        reused = int((status != PENDING).sum())
-        pending = np.flatnonzero(status == PENDING)
-        if len(pending):
-            (folder / TABLE_FILE).unlink(missing_ok=True)
-            _decode_pending(folder, keys, status, pending, paths, channels, size, workers, progress)
-        if table is not None and (status == DONE).all() and not (folder / TABLE_FILE).exists():
-            _write_atomic(folder / TABLE_FILE, lambda tmp: table.to_csv(tmp, index=False))
+        with _exclusive(folder):
+            status = _open_entry(folder, keys, shape)
+            reused = int((status != PENDING).sum())
+            pending = np.flatnonzero(status == PENDING)
+            if len(pending):
+                (folder / TABLE_FILE).unlink(missing_ok=True)
+                _decode_pending(
+                    folder, keys, status, pending, paths, channels, size, workers, progress
+                )
+            if table is not None and (status == DONE).all() and not (folder / TABLE_FILE).exists():
+                _write_atomic(folder / TABLE_FILE, lambda tmp: table.to_csv(tmp, index=False))
     except OSError as exc:
         raise PreparedCacheError(
             f"cannot write the prepared images in {folder}: {exc.strerror or exc}; give a "
@@ -224,6 +236,22 @@ def prepare_array(
         ) from exc
     images = np.load(folder / ARRAY_FILE, mmap_mode="c")
     return PreparedArray(images, status, len(pending), reused, folder)
+
+
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold the entry's lock: processes preparing the same entry at once (the processes of
+    a multi-GPU run, two runs on one dataset) take turns, and the later ones reuse the rows
+    the first one decoded instead of laying out the array under its feet."""
+    if fcntl is None:  # no advisory locks on this platform
+        yield
+        return
+    with open(folder / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def file_keys(paths: Sequence[Path]) -> pd.DataFrame:
@@ -346,7 +374,8 @@ def _decode_pending(
             for task in tasks:
                 finished(task[1], _decode_rows(*task))
         else:
-            with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
+            pool = ProcessPoolExecutor(workers, initializer=_one_thread)
+            try:
                 running: dict[Future[list[int]], np.ndarray] = {
                     pool.submit(_decode_rows, *task): task[1] for task in tasks
                 }
@@ -354,6 +383,8 @@ def _decode_pending(
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         finished(running.pop(future), future.result())
+            finally:  # on an interruption, drop the chunks not started yet
+                pool.shutdown(cancel_futures=True)
     finally:
         bar.close()
         _save_index(folder, keys, status)
