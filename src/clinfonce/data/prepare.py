@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinfonce.data.augment import MultiView, eval_resize_side, eval_transform
+from clinfonce.data.augment import (
+    AugmentParams,
+    MultiView,
+    eval_resize_side,
+    eval_transform,
+    view_transform,
+)
 from clinfonce.data.datasets import ArrayRows, ContrastiveDataset, ImageFiles, as_int64
 from clinfonce.data.prepared import DEFAULT_FILE_SIZE, prepared_source
 from clinfonce.data.sources import ImageSource, images_tensor, load_source
@@ -199,10 +205,17 @@ class PreparedData:
         """Label codes of the training samples (``-1`` = unknown), or ``None``."""
         return None if self.labels is None else self.labels[self.train_rows]
 
-    def train_dataset(self, views: int, transform: Any = None) -> ContrastiveDataset:
-        """The training set; in-memory images stay ``uint8`` (augmented on the device),
-        files get ``views`` per-sample views from ``transform`` (a torchvision v2 pipeline)."""
-        per_sample = None if self.source.in_memory else MultiView(transform, views)
+    def train_dataset(self, views: int, augment: AugmentParams | None = None) -> ContrastiveDataset:
+        """The training set, with its views made where they cost least (the one place that
+        decides): an array's images (in memory or prepared) stay ``uint8 [C, H, W]`` and
+        are augmented as whole batches on the device; files give ``views`` crops per sample
+        from the decoded original (:func:`view_transform`), their colour added on the
+        device."""
+        per_sample = None
+        if not self.source.in_memory:
+            per_sample = MultiView(
+                view_transform(augment or AugmentParams(), self.image_size), views
+            )
         return self.dataset(self.train_rows, clusters=self.clusters, transform=per_sample)
 
     def eval_dataset(self, rows: np.ndarray) -> ContrastiveDataset:

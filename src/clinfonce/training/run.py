@@ -31,7 +31,6 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from clinfonce.data.augment import view_transform
 from clinfonce.data.datasets import EpochShuffleSampler
 from clinfonce.data.prepare import PreparedData, prepare_data, write_clusters
 from clinfonce.data.prepared import usable_cores
@@ -277,10 +276,7 @@ class RunFiles(Callback):
 def train_loader(config: ExperimentConfig, data: PreparedData) -> DataLoader[Any]:
     """Shuffled (per-epoch seeded), full batches only: every step contrasts a full batch."""
     train = config.train
-    transform = None
-    if not data.source.in_memory:
-        transform = view_transform(config.augment, data.image_size)
-    dataset = data.train_dataset(train.views, transform)
+    dataset = data.train_dataset(train.views, config.augment)
     if len(dataset) < train.batch_size:
         raise ValueError(
             f"train.batch_size={train.batch_size} exceeds the {len(dataset)} training samples; "
