@@ -42,3 +42,5 @@ def test_prepare_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert err.count("\n") == 1
     assert main(["prepare", str(table), "--size", "0"]) == 1
     assert "--size must be a positive number of pixels, got 0" in capsys.readouterr().err
+    assert main(["prepare", str(table), "--size", "6", "--workers", "0"]) == 1
+    assert "--workers must be at least 1" in capsys.readouterr().err

@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ".clinfonce-prepared beside the table)",
     )
     parser.add_argument(
-        "--workers", type=int, help="decoding processes (default: the usable cores)"
+        "--workers",
+        type=int,
+        help="decoding processes (default: the usable cores; 1 decodes in this process)",
     )
     parser.add_argument(
         "--missing",
@@ -61,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.size < 1:
         raise ValueError(f"--size must be a positive number of pixels, got {args.size}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(
+            f"--workers must be at least 1 (1 decodes in this process), got {args.workers}"
+        )
     source = load_table_source(
         args.table,
         image_root=args.image_root,
