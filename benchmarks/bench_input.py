@@ -16,7 +16,8 @@ load from other processes hits them alike and the ratios stay meaningful:
 
 Input-pipeline rates are images/s of batches of two augmented views, no model. Beside them:
 the model-only step rate of each encoder and one full training epoch per path (``train``
-as the CLI runs it, the kNN monitor off), against the epoch from images held in memory.
+as the CLI runs it, the kNN monitor off; ``--rounds`` alternates the paths and reports
+medians), against the epoch from images held in memory.
 Peak resident memory is the process's (and its loader workers') high-water mark so far.
 
 Run: ``.venv/bin/python benchmarks/bench_input.py`` (2,000 images, 64 px, small CNN);
@@ -247,6 +248,7 @@ def main() -> None:
     )
     parser.add_argument("--folder", help="where the JPEGs go (default: a temporary folder)")
     parser.add_argument("--no-epochs", action="store_true", help="skip the training epochs")
+    parser.add_argument("--rounds", type=int, default=1, help="epochs per path (median)")
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -360,11 +362,15 @@ def report_encoder(
         "files, full decode, 0 workers": ({}, {"num_workers": 0}),
         "streamed (draft, num_workers auto)": ({}, {}),
     }
-    seconds = {}
-    for name, (options, extra) in epochs.items():
-        decoding = full_scale_decoding() if "full decode" in name else contextlib.nullcontext()
-        with decoding:
-            seconds[name] = epoch_seconds(table, size, encoder, options, {**settings, **extra})
+    runs: dict[str, list[float]] = {name: [] for name in epochs}
+    for _ in range(args.rounds):  # alternating, so that changes in load hit every path
+        for name, (options, extra) in epochs.items():
+            full = "full decode" in name
+            with full_scale_decoding() if full else contextlib.nullcontext():
+                runs[name].append(
+                    epoch_seconds(table, size, encoder, options, {**settings, **extra})
+                )
+    seconds = {name: statistics.median(values) for name, values in runs.items()}
     reference = seconds["in memory (cache: true)"]
     steps = pd.read_csv(table).shape[0] // args.batch
     for name, value in seconds.items():
