@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# GPU check (issue 7), about 3-4 minutes on one H100: Cl-InfoNCE loss throughput and peak
-# memory against the dense SupCon pattern, then ResNet-50 training images/s at 224 px with
-# bf16 autocast and channels-last (full Lightning step against the model alone).
+# GPU check (issues 7 and 16), about 8-9 minutes on one H100: Cl-InfoNCE loss throughput and
+# peak memory against the dense SupCon pattern, then ResNet-50 training images/s at 224 px
+# with bf16 autocast and channels-last (full Lightning step against the model alone), then
+# the input pipeline from 500x375 JPEGs (previous file path, prepared array, streamed with
+# 1-2 workers, nvJPEG decode on the GPU) beside the model-only rate and one training epoch
+# per path.
 #   bash benchmarks/gpu_check.sh [python]        # python defaults to .venv/bin/python
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,3 +14,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv || true
 timeout 150 "$PY" benchmarks/bench_loss.py --device cuda --sizes 4096,8192,12288 --repeats 5
 timeout 200 "$PY" benchmarks/bench_train.py --device cuda --encoder resnet50 --image-size 224 \
     --batch 128 --precision bf16-mixed --steps 10 --rounds 2
+timeout 330 "$PY" benchmarks/bench_input.py --device cuda --images 4000 --sizes 224 \
+    --encoders resnet50 --batch 256 --precision bf16-mixed
+timeout 150 "$PY" benchmarks/bench_input.py --device cuda --images 4000 --sizes 64 \
+    --encoders small-cnn,resnet18 --batch 256 --precision bf16-mixed --no-epochs

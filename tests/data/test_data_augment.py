@@ -114,10 +114,27 @@ def test_resize_square_centre_crops() -> None:
 
 def test_file_pipeline_makes_views() -> None:
     image = torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8)
-    views = MultiView(view_transform(AugmentParams(), 24, 3), 2)(image)
+    views = MultiView(view_transform(AugmentParams(), 24), 2)(image)
     assert views.shape == (2, 3, 24, 24) and views.dtype == torch.uint8
     gray = torch.randint(0, 256, (1, 40, 50), dtype=torch.uint8)
-    assert view_transform(AugmentParams(), 24, 1)(gray).shape == (1, 24, 24)
+    assert view_transform(AugmentParams(), 24)(gray).shape == (1, 24, 24)
+
+
+def test_colour_of_cropped_views_matches_the_batch_path() -> None:
+    """Views cropped elsewhere get the same colour operations, from the same random draws,
+    as a batch augmented whole (with geometry off, the two must agree exactly)."""
+    no_crop = AugmentParams(crop_scale=[1.0, 1.0], crop_ratio=[1.0, 1.0], flip_p=0.0)
+    augment = BatchAugment(no_crop, size=6)
+    images = torch.randint(0, 256, (4, 3, 6, 6), dtype=torch.uint8)
+    whole = augment(images, views=2, generator=gen())
+    views = images.float().div(255).repeat_interleave(2, dim=0).view(4, 2, 3, 6, 6)
+    generator = gen()
+    for _ in range(5):  # the crop's draws (area, ratio, x, y, flip) come first in a batch
+        torch.rand(8, generator=generator)
+    coloured = augment.colour(views, generator)
+    assert coloured.shape == (4, 2, 3, 6, 6) and not torch.equal(coloured, views)
+    torch.testing.assert_close(coloured, whole, atol=1e-5, rtol=0)
+    assert torch.equal(BatchAugment(AugmentParams(enabled=False), 6).colour(views), views)
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,8 @@ def test_overrides_parse_types(tmp_path: Path) -> None:
         ("method.name=moco", r"method.name must be one of simclr, supcon, clinfonce"),
         ("train.epochs", r"must look like section.key=value"),
         ("train=3", r"train must be a mapping"),
+        ("train.num_workers=many", r"train.num_workers must be a count >= 0 or auto, got 'many'"),
+        ("train.num_workers=-1", r"train.num_workers must be a count >= 0 or auto, got -1"),
     ],
 )
 def test_bad_overrides_name_the_key(override: str, message: str) -> None:

@@ -87,9 +87,11 @@ def test_batch_larger_than_data_is_an_error(tmp_path: Path) -> None:
         train(cfg)
 
 
-def test_fit_from_image_files(tmp_path: Path) -> None:
-    """The file path: per-sample torchvision views in the loader, eval transform for the
-    monitor, clusters joined from a stage-1 assignment file."""
+@pytest.mark.parametrize("prepare", [False, "auto"])
+def test_fit_from_image_files(tmp_path: Path, prepare: bool | str) -> None:
+    """The file path: per-sample torchvision views in the loader (streamed) or a prepared
+    array augmented on the device, eval views for the monitor, clusters joined from a
+    stage-1 assignment file."""
     import numpy as np
     from PIL import Image
 
@@ -118,6 +120,7 @@ def test_fit_from_image_files(tmp_path: Path) -> None:
                 "options": {
                     "table": str(tmp_path / "meta.csv"),
                     "image_root": str(tmp_path / "img"),
+                    "prepare": prepare,
                 },
                 "image_size": 12,
             },
@@ -131,6 +134,8 @@ def test_fit_from_image_files(tmp_path: Path) -> None:
     assert math.isfinite(result.metrics["train/loss"]) and "monitor/knn_top1" in result.metrics
     assert (result.run_dir / "clusters.csv").read_text() == (tmp_path / "clusters.csv").read_text()
     assert result.module.embed(torch.zeros(2, 3, 20, 16, dtype=torch.uint8)).shape == (2, 128)
+    assert result.data.source.in_memory == bool(prepare)
+    assert (tmp_path / ".clinfonce-prepared" / "meta-12px-rgb").is_dir() == bool(prepare)
 
 
 def test_progress_is_a_line_per_epoch_without_a_terminal(
@@ -142,3 +147,16 @@ def test_progress_is_a_line_per_epoch_without_a_terminal(
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     assert "train/loss" in lines[0] and "monitor/knn_top1" in lines[0] and "s left)" in lines[0]
+
+
+def test_loader_workers_auto_decodes_files_on_every_usable_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clinfonce.training import run as run_module
+    from clinfonce.training.config import TrainConfig
+
+    monkeypatch.setattr(run_module, "usable_cores", lambda: 8)
+    assert run_module.loader_workers(TrainConfig(), in_memory=False) == 8
+    assert run_module.loader_workers(TrainConfig(devices=4), in_memory=False) == 2
+    assert run_module.loader_workers(TrainConfig(), in_memory=True) == 0
+    assert run_module.loader_workers(TrainConfig(num_workers=0), in_memory=False) == 0

@@ -1,11 +1,14 @@
 """Two-view augmentation of paper-notes §4, batched on tensors or per sample (torchvision v2).
 
-Small in-memory images (28-32 px) are augmented as whole batches after they reach the
-device (:class:`BatchAugment`: one ``affine_grid``/``grid_sample`` call does every sample's
-random resized crop and flip, colour jitter is a few vectorised blends), so the input pipeline
-costs little next to the model. Files go through :func:`view_transform` per sample in the
-loader workers. Both are grayscale-aware: for 1-channel data the colour-only operations
-(saturation, hue, grayscale) are skipped, as torchvision does.
+Images held in an array (in memory or a prepared array on disk) are augmented as whole
+batches after they reach the device (:class:`BatchAugment`: one ``affine_grid``/
+``grid_sample`` call does every sample's random resized crop and flip, colour jitter is a
+few vectorised blends), so the input pipeline costs little next to the model. Files read
+while training get their crop and flip per sample in the loader workers
+(:func:`view_transform`, from the decoded original), and their colour operations on the
+device with the same batched code (:meth:`BatchAugment.colour`): per-sample colour jitter
+cost several times the JPEG decode. Both are grayscale-aware: for 1-channel data the
+colour-only operations (saturation, hue, grayscale) are skipped, as torchvision does.
 """
 
 from __future__ import annotations
@@ -210,10 +213,20 @@ class BatchAugment:
             x = resize_square(x, self.size)
         else:
             x = resized_crop_flip(x, self.size, p.crop_scale, p.crop_ratio, p.flip_p, generator)
-            if p.jitter_p > 0 and any(s > 0 for s in p.jitter):
-                x = color_jitter(x, p.jitter, p.jitter_p, generator)
-            x = random_grayscale(x, p.grayscale_p, generator)
-        return x.view(b, views, c, self.size, self.size)
+        return self.colour(x, generator).view(b, views, c, self.size, self.size)
+
+    def colour(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Colour jitter and random grayscale of ``[0, 1]`` float images (any leading dims):
+        the colour part of the augmentation, for views whose crop was made elsewhere."""
+        p = self.params
+        if not p.enabled:
+            return images
+        x = images.reshape(-1, *images.shape[-3:])
+        if p.jitter_p > 0 and any(s > 0 for s in p.jitter):
+            x = color_jitter(x, p.jitter, p.jitter_p, generator)
+        return random_grayscale(x, p.grayscale_p, generator).view(images.shape)
 
 
 def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -231,11 +244,13 @@ def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
     return images[..., top : top + size, left : left + size]
 
 
-def view_transform(params: AugmentParams, size: int, channels: int) -> Callable[..., torch.Tensor]:
-    """Per-sample torchvision v2 pipeline for decoded ``uint8 [C, H, W]`` files (§4).
+def view_transform(params: AugmentParams, size: int) -> Callable[..., torch.Tensor]:
+    """Per-sample crop and flip (torchvision v2) of a decoded ``uint8 [C, H, W]`` file, for
+    crops from the original resolution; :meth:`BatchAugment.colour` adds the colour part
+    on the device.
 
     Examples:
-        >>> t = view_transform(AugmentParams(), 32, 3)
+        >>> t = view_transform(AugmentParams(), 32)
         >>> t(torch.randint(0, 256, (3, 50, 40), dtype=torch.uint8)).shape
         torch.Size([3, 32, 32])
     """
@@ -243,20 +258,23 @@ def view_transform(params: AugmentParams, size: int, channels: int) -> Callable[
 
     if not params.enabled:
         return eval_transform(size)
-    brightness, contrast, saturation, hue = params.jitter
-    ops: list[Callable[..., torch.Tensor]] = [
-        v2.RandomResizedCrop(
-            size, scale=tuple(params.crop_scale), ratio=tuple(params.crop_ratio), antialias=True
-        ),
-        v2.RandomHorizontalFlip(params.flip_p),
-    ]
-    if channels == 3:
-        jitter = v2.ColorJitter(brightness, contrast, saturation, hue)
-        ops += [v2.RandomApply([jitter], p=params.jitter_p), v2.RandomGrayscale(params.grayscale_p)]
-    else:
-        ops.append(v2.RandomApply([v2.ColorJitter(brightness, contrast)], p=params.jitter_p))
-    pipeline: Callable[..., torch.Tensor] = v2.Compose(ops)
+    pipeline: Callable[..., torch.Tensor] = v2.Compose(
+        [
+            v2.RandomResizedCrop(
+                size,
+                scale=tuple(params.crop_scale),
+                ratio=tuple(params.crop_ratio),
+                antialias=True,
+            ),
+            v2.RandomHorizontalFlip(params.flip_p),
+        ]
+    )
     return pipeline
+
+
+def eval_resize_side(size: int) -> int:
+    """Short side files are resized to before the eval view's centre crop of ``size``."""
+    return round(size * 8 / 7)
 
 
 def eval_transform(size: int) -> Callable[..., torch.Tensor]:
@@ -264,7 +282,7 @@ def eval_transform(size: int) -> Callable[..., torch.Tensor]:
     from torchvision.transforms import v2
 
     pipeline: Callable[..., torch.Tensor] = v2.Compose(
-        [v2.Resize(round(size * 8 / 7), antialias=True), v2.CenterCrop(size)]
+        [v2.Resize(eval_resize_side(size), antialias=True), v2.CenterCrop(size)]
     )
     return pipeline
 

@@ -13,16 +13,40 @@ from clinfonce.data.images import decode_image
 
 
 class ImageFiles(Sequence[torch.Tensor]):
-    """Lazily decoded image files; ``rows`` are the metadata rows, for error messages."""
+    """Lazily decoded image files; ``rows`` are the metadata rows, for error messages.
 
-    def __init__(self, paths: Sequence[Path], rows: Sequence[int], channels: int) -> None:
+    With ``min_side``, JPEGs decode at the smallest of 1/1, 1/2, 1/4, 1/8 scale that keeps
+    both sides at least that long (several times faster for large originals)."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        rows: Sequence[int],
+        channels: int,
+        min_side: int | None = None,
+    ) -> None:
         self.paths, self.rows, self.channels = list(paths), list(rows), channels
+        self.min_side = min_side
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
-        return decode_image(self.paths[i], self.channels, row=self.rows[i])
+        return decode_image(self.paths[i], self.channels, row=self.rows[i], min_side=self.min_side)
+
+
+class ArrayRows(Sequence[torch.Tensor]):
+    """Rows of a (memory-mapped) image array, read one at a time: a prepared array larger
+    than memory is never copied whole. Item ``i`` is ``array[rows[i]]`` as a tensor."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray) -> None:
+        self.array, self.rows = array, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
+        return torch.from_numpy(np.array(self.array[self.rows[i]]))
 
 
 class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):

@@ -1,4 +1,11 @@
-"""Image decoding with errors that name the file and the table row."""
+"""Image decoding with errors that name the file and the table row.
+
+One resize rule serves every path that stores images at the training resolution (the
+in-memory cache and the prepared array): the shorter side is resized to the target with
+antialiasing, then the centre square is cropped. JPEGs are decoded at a reduced scale first
+(Pillow's draft mode picks the largest 1/2, 1/4 or 1/8 scale that keeps both sides at least
+the size asked for), which makes decoding large originals several times faster.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,17 @@ import numpy as np
 import torch
 
 
-def decode_image(path: Path, channels: int, *, row: int | None = None) -> torch.Tensor:
+def decode_image(
+    path: Path, channels: int, *, row: int | None = None, min_side: int | None = None
+) -> torch.Tensor:
     """Decode an image file (PNG, JPEG, ... via Pillow) to ``uint8 [channels, H, W]``.
+
+    Args:
+        path: the image file.
+        channels: 3 decodes as RGB, 1 as grayscale.
+        row: the metadata row, named in errors.
+        min_side: when given, a JPEG may be decoded at a reduced scale whose sides stay at
+            least this long (other formats decode at full size).
 
     Raises:
         ValueError: the file is missing or cannot be decoded; the message names the file
@@ -22,13 +38,33 @@ def decode_image(path: Path, channels: int, *, row: int | None = None) -> torch.
     from PIL import Image
 
     where = f"image {path}" + (f" (metadata row {row})" if row is not None else "")
+    mode = "RGB" if channels == 3 else "L"
     try:
         with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB" if channels == 3 else "L"))
+            if min_side is not None:
+                image.draft(mode, (min_side, min_side))
+            pixels = np.asarray(image.convert(mode))
     except (OSError, ValueError) as exc:  # missing, truncated or not an image
         raise ValueError(
             f"cannot read {where}: {exc}; fix or remove the file, or set "
-            "data.options.missing=skip (with data.options.cache=true) to drop unreadable rows"
+            "data.options.missing=skip (with data.options.cache or data.options.prepare) to drop "
+            "unreadable rows"
         ) from exc
     pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+
+
+def decode_resized(path: Path, channels: int, size: int, *, row: int | None = None) -> torch.Tensor:
+    """Decode an image and bring it to ``uint8 [channels, size, size]`` by the module's rule
+    (reduced-scale JPEG decode, shorter side to ``size``, centre crop).
+
+    Examples:
+        >>> decode_resized(Path("photo.jpg"), 3, 64).shape  # doctest: +SKIP
+        torch.Size([3, 64, 64])
+    """
+    from torchvision.transforms.v2 import functional as tvf
+
+    image = decode_image(path, channels, row=row, min_side=size)
+    image = tvf.resize(image, [size], antialias=True)
+    resized: torch.Tensor = tvf.center_crop(image, [size, size])
+    return resized

@@ -15,8 +15,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinfonce.data.augment import MultiView, eval_transform
-from clinfonce.data.datasets import ContrastiveDataset, ImageFiles, as_int64
+from clinfonce.data.augment import (
+    AugmentParams,
+    MultiView,
+    eval_resize_side,
+    eval_transform,
+    view_transform,
+)
+from clinfonce.data.datasets import ArrayRows, ContrastiveDataset, ImageFiles, as_int64
+from clinfonce.data.prepared import DEFAULT_FILE_SIZE, prepared_source
 from clinfonce.data.sources import ImageSource, images_tensor, load_source
 
 _EXAMPLES = 5
@@ -198,10 +205,17 @@ class PreparedData:
         """Label codes of the training samples (``-1`` = unknown), or ``None``."""
         return None if self.labels is None else self.labels[self.train_rows]
 
-    def train_dataset(self, views: int, transform: Any = None) -> ContrastiveDataset:
-        """The training set; in-memory images stay ``uint8`` (augmented on the device),
-        files get ``views`` per-sample views from ``transform`` (a torchvision v2 pipeline)."""
-        per_sample = None if self.source.in_memory else MultiView(transform, views)
+    def train_dataset(self, views: int, augment: AugmentParams | None = None) -> ContrastiveDataset:
+        """The training set, with its views made where they cost least (the one place that
+        decides): an array's images (in memory or prepared) stay ``uint8 [C, H, W]`` and
+        are augmented as whole batches on the device; files give ``views`` crops per sample
+        from the decoded original (:func:`view_transform`), their colour added on the
+        device."""
+        per_sample = None
+        if not self.source.in_memory:
+            per_sample = MultiView(
+                view_transform(augment or AugmentParams(), self.image_size), views
+            )
         return self.dataset(self.train_rows, clusters=self.clusters, transform=per_sample)
 
     def eval_dataset(self, rows: np.ndarray) -> ContrastiveDataset:
@@ -214,12 +228,19 @@ class PreparedData:
     ) -> ContrastiveDataset:
         """A dataset over table ``rows`` (``index`` = position in ``rows``)."""
         source = self.source
-        images: torch.Tensor | ImageFiles
-        if source.in_memory:
+        images: torch.Tensor | ImageFiles | ArrayRows
+        if isinstance(source.images, np.memmap):  # a prepared array: read rows as needed
+            images = ArrayRows(source.images, rows)
+        elif source.in_memory:
             images = images_tensor(source)[torch.as_tensor(rows)]
         else:
             paths = source.paths or []
-            images = ImageFiles([paths[r] for r in rows], rows.tolist(), source.channels)
+            images = ImageFiles(
+                [paths[r] for r in rows],
+                rows.tolist(),
+                source.channels,
+                min_side=eval_resize_side(self.image_size),  # covers train and eval views
+            )
         labels = None if self.labels is None else self.labels[rows]
         return ContrastiveDataset(
             images, labels=as_int64(labels), clusters=as_int64(clusters), transform=transform
@@ -259,6 +280,8 @@ def prepare_data(
     """
     if source is None:
         source = load_source(data.dataset, **data.options)
+    if source.prepare is not None:  # files become a prepared array at the training size
+        source = prepared_source(source, data.image_size or DEFAULT_FILE_SIZE)
     table = source.table
     _require_columns(table, [data.id_column], "data.id_column", source.name)
     labels, names = _labels(table, data.label_column, source.name)
@@ -297,7 +320,7 @@ def prepare_data(
         named_ids[name] = ids
     size = data.image_size
     if size is None:
-        size = source.images.shape[-1] if source.images is not None else 224
+        size = source.images.shape[-1] if source.images is not None else DEFAULT_FILE_SIZE
     mean, std = _normalisation(source, rows, data)
     return PreparedData(
         source,

@@ -13,13 +13,16 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from clinfonce.data.images import decode_image
+from clinfonce.data.images import decode_resized
+
+if TYPE_CHECKING:
+    from clinfonce.data.prepared import PrepareRequest
 
 
 @dataclass
@@ -33,6 +36,9 @@ class ImageSource:
         paths: absolute image paths (one per row) when the images are files, else ``None``.
         channels: image channels (1 or 3).
         description: one line saying what was loaded and from where.
+        prepare: for files, how to turn them into a prepared array once the training
+            resolution is known (:func:`clinfonce.data.prepared.prepared_source`), or ``None``
+            to read the files while training.
     """
 
     name: str
@@ -41,6 +47,7 @@ class ImageSource:
     paths: list[Path] | None = None
     channels: int = 3
     description: str = ""
+    prepare: PrepareRequest | None = None
 
     def __post_init__(self) -> None:
         if (self.images is None) == (self.paths is None):
@@ -130,6 +137,8 @@ def load_table_source(
     cache: bool = False,
     cache_size: int | None = None,
     missing: str = "error",
+    prepare: bool | str = False,
+    prepare_dir: str | None = None,
 ) -> ImageSource:
     """Images listed in a metadata table, one file path per row.
 
@@ -143,6 +152,13 @@ def load_table_source(
         cache_size: side of the square cached images (required with ``cache``).
         missing: ``"error"`` stops at a missing (or, when caching, unreadable) image naming
             the file and row; ``"skip"`` drops such rows with a warning and a count.
+        prepare: ``true`` decodes every image once, in parallel, into a memory-mapped array
+            at the training resolution (kept on disk and reused while the files are
+            unchanged), so training reads pixels instead of decoding them; ``auto`` does
+            the same but goes on reading the files, with a warning, when the array cannot be
+            written (unwritable folder, full disk); ``false`` reads the files every epoch.
+        prepare_dir: folder of the prepared arrays (default: ``.clinfonce-prepared`` beside
+            the table).
 
     Examples:
         >>> src = load_table_source("meta.csv", image_root="images")  # doctest: +SKIP
@@ -151,6 +167,11 @@ def load_table_source(
         raise ValueError(f"data.options.missing must be 'error' or 'skip', got {missing!r}")
     if channels not in (1, 3):
         raise ValueError(f"data.options.channels must be 1 or 3, got {channels}")
+    from clinfonce.data.prepared import prepare_request
+
+    request = prepare_request(prepare, prepare_dir, table, missing)
+    if request is not None and cache:
+        raise ValueError("set data.options.prepare or data.options.cache, not both")
     frame = read_metadata(table)
     if path_column not in frame.columns:
         raise ValueError(
@@ -160,27 +181,36 @@ def load_table_source(
     root = Path(image_root) if image_root is not None else Path(table).parent
     paths = [root / str(p) for p in frame[path_column]]
     keep = np.array([p.is_file() for p in paths])
-    _handle_bad_rows(~keep, paths, table, missing, "missing")
+    report_bad_rows(~keep, paths, table, missing, "missing")
     paths = [p for p, k in zip(paths, keep, strict=True) if k]
     frame = frame[keep].reset_index(drop=True)
     if "id" not in frame.columns:
         frame["id"] = frame[path_column].astype(str)
     description = f"{len(frame)} images listed in {table} under {root}"
     if not cache:
-        return ImageSource("table", frame, paths=paths, channels=channels, description=description)
+        return ImageSource(
+            "table",
+            frame,
+            paths=paths,
+            channels=channels,
+            description=description,
+            prepare=request,
+        )
     if cache_size is None:
         raise ValueError("data.options.cache_size is required with data.options.cache=true")
     images, ok = _decode_all(paths, channels, cache_size)
-    _handle_bad_rows(~ok, paths, table, missing, "unreadable")
+    report_bad_rows(~ok, paths, table, missing, "unreadable")
     frame = frame[ok].reset_index(drop=True)
     return ImageSource(
         "table", frame, images=images[ok], channels=channels, description=description
     )
 
 
-def _handle_bad_rows(
+def report_bad_rows(
     bad: np.ndarray, paths: list[Path], table: str, missing: str, what: str
 ) -> None:
+    """Stop at (``missing="error"``) or warn about (``"skip"``) the rows flagged ``bad``,
+    naming a few of their files; ``what`` says what is wrong with them."""
     if not bad.any():
         return
     rows = np.flatnonzero(bad)
@@ -197,19 +227,15 @@ def _handle_bad_rows(
 
 
 def _decode_all(paths: list[Path], channels: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    from torchvision.transforms.v2 import functional as tvf
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
     ok = np.ones(len(paths), dtype=bool)
     for row, path in enumerate(tqdm(paths, desc="caching images", unit="img")):
         try:
-            image = decode_image(path, channels, row=row)
+            images[row] = decode_resized(path, channels, size, row=row).numpy()
         except ValueError:
             ok[row] = False
-            continue
-        image = tvf.resize(image, [size], antialias=True)
-        images[row] = tvf.center_crop(image, [size, size]).numpy()
     return images, ok
 
 

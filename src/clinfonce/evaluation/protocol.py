@@ -175,7 +175,7 @@ def _run_sgd_probe(
 
         dataset = prepared.dataset(train_rows)
     else:
-        transform = view_transform(params, prepared.image_size, prepared.channels)
+        transform = view_transform(params, prepared.image_size)
         dataset = prepared.dataset(train_rows, transform=transform)
     result = sgd_probe(
         module.embed,

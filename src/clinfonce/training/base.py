@@ -27,11 +27,12 @@ _RANK_STRIDE = 1 << 40  # DDP processes draw different views; rank 0 keeps the 1
 class EncoderModule(L.LightningModule):
     """Encoder, normalisation, on-device augmentation, optimiser and schedule.
 
-    In-memory ``uint8`` batches are augmented here, on the device, in
-    :meth:`on_after_batch_transfer`, with a generator seeded by ``(seed, global_step)`` so a
-    resumed run sees the same views as an uninterrupted one. Subclasses call
-    ``self.save_hyperparameters(...)`` after ``super().__init__(...)`` (so their own
-    arguments are stored too) and implement :meth:`compute_loss`.
+    Batches from arrays (``uint8 [B, C, H, W]``) are augmented here, on the device, in
+    :meth:`on_after_batch_transfer`; views of files, cropped per sample in the loader
+    (``uint8 [B, V, C, S, S]``), get their colour operations here. The generator is seeded
+    by ``(seed, global_step)`` so a resumed run sees the same views as an uninterrupted
+    one. Subclasses call ``self.save_hyperparameters(...)`` after ``super().__init__(...)``
+    (so their own arguments are stored too) and implement :meth:`compute_loss`.
 
     Args:
         config: the run's :class:`ExperimentConfig` as ``to_dict()``.
@@ -106,16 +107,14 @@ class EncoderModule(L.LightningModule):
         if not self.trainer.training:
             return batch
         images = batch["image"]
-        if images.dim() == 4:  # raw in-memory images: augment the whole batch here
-            generator = torch.Generator(device=images.device)
-            generator.manual_seed(
-                self.cfg.train.seed * _SEED_STRIDE
-                + self.global_step
-                + self.global_rank * _RANK_STRIDE
-            )
+        generator = torch.Generator(device=images.device)
+        generator.manual_seed(
+            self.cfg.train.seed * _SEED_STRIDE + self.global_step + self.global_rank * _RANK_STRIDE
+        )
+        if images.dim() == 4:  # an array's images: augment the whole batch here
             views = self.augment(images, self.cfg.train.views, generator)
-        else:
-            views = images
+        else:  # views of files, cropped per sample: their colour part is done here
+            views = self.augment.colour(images.float().div_(255), generator)
         batch["image"] = self.normalise(views)
         return batch
 

@@ -33,10 +33,11 @@ def test_every_reader_is_a_registered_source() -> None:
 @pytest.mark.parametrize("name", sorted(LOADERS))
 def test_loader_options_are_the_readers_options(name: str) -> None:
     # data.options are checked against the loader's signature: it must offer every reader
-    # option with the reader's default, plus root and drop_columns, and nothing else.
+    # option with the reader's default, plus root, drop_columns and the prepared-array
+    # options, and nothing else.
     loader = inspect.signature(LOADERS[name]).parameters
     reader = inspect.signature(OFFICIAL_READERS[name]).parameters
-    assert set(loader) == set(reader) | {"drop_columns"}
+    assert set(loader) == set(reader) | {"drop_columns", "prepare", "prepare_dir"}
     for option, parameter in reader.items():
         if option != "root":
             assert loader[option].default == parameter.default, option
@@ -54,6 +55,17 @@ def test_source_is_the_readers_table_with_absolute_paths(official_tree: Tree) ->
     assert source.paths == [root.resolve() / p for p in expected["path"]]
     assert all(p.is_absolute() and p.is_file() for p in source.paths)
     assert f"{len(expected)} {name} images" in source.description
+
+
+def test_official_images_can_be_prepared(official_tree: Tree, tmp_path: Path) -> None:
+    from clinfonce.data.prepared import prepared_source
+
+    name, root, options, _ = official_tree
+    files = load_source(name, root=str(root), prepare=True, prepare_dir=str(tmp_path), **options)
+    source = prepared_source(files, 8)
+    assert isinstance(source.images, np.memmap)
+    assert source.images.shape == (len(files.table), 3, 8, 8)
+    assert len(pd.read_csv(tmp_path / f"{name}-8px-rgb" / "table.csv")) == len(files.table)
 
 
 def test_prepare_data_trains_on_train_and_monitors_the_heldout_split(official_tree: Tree) -> None:

@@ -34,6 +34,7 @@ from clinfonce.data.official._common import CORE_COLUMNS
 from clinfonce.data.official.imagenet100 import DEFAULT_LEVELS, MultipleParents
 from clinfonce.data.official.ut_zappos50k import LabelOrder
 from clinfonce.data.official.wider_attribute import AggregationRule
+from clinfonce.data.prepared import prepare_request
 from clinfonce.data.sources import ImageSource, register_source
 
 DEFAULT_FOLDERS: dict[str, str] = {
@@ -106,6 +107,8 @@ def official_source(
     root: str | os.PathLike[str] | None,
     *,
     drop_columns: Sequence[str] | None = None,
+    prepare: bool | str = False,
+    prepare_dir: str | None = None,
     **options: Any,
 ) -> ImageSource:
     """Read official dataset ``name`` (a reader's name) into an :class:`ImageSource`.
@@ -115,6 +118,10 @@ def official_source(
         root: the dataset folder (``None``: :func:`resolve_root`).
         drop_columns: shell patterns of auxiliary columns to remove (e.g. attributes that
             encode the label, which would leak it into the clusters).
+        prepare: ``true`` or ``auto`` decodes the images once into a memory-mapped array at
+            the training resolution, as the ``table`` source's option of that name.
+        prepare_dir: folder of the prepared arrays (default: ``.clinfonce-prepared`` in the
+            dataset folder).
         **options: the reader's options.
 
     Examples:
@@ -134,6 +141,7 @@ def official_source(
         paths=paths,
         channels=3,
         description=f"{len(table)} {name} images ({splits}) under {folder}",
+        prepare=prepare_request(prepare, prepare_dir, folder / name),
     )
 
 
@@ -145,12 +153,15 @@ def load_ut_zappos50k(
     seed: int = 0,
     train_fraction: float = 0.7,
     drop_columns: list[str] | None = None,
+    prepare: bool | str = False,
+    prepare_dir: str | None = None,
 ) -> ImageSource:
     """UT-Zappos50K with the official seed-0 70/30 train/val split (21 labels).
 
     Options are those of :func:`~clinfonce.data.official.read_ut_zappos50k` plus ``root``
-    (the folder holding ``ut-zap50k-images-square/`` and ``ut-zap50k-data/``) and
-    ``drop_columns``. The ``attr_Category_*``/``attr_SubCategory_*`` columns encode the
+    (the folder holding ``ut-zap50k-images-square/`` and ``ut-zap50k-data/``),
+    ``drop_columns``, ``prepare`` and ``prepare_dir`` (:func:`official_source`). The
+    ``attr_Category_*``/``attr_SubCategory_*`` columns encode the
     label; the official clusters leave them out (drop them with
     ``drop_columns: [attr_Category_*, attr_SubCategory_*]``).
 
@@ -162,6 +173,8 @@ def load_ut_zappos50k(
         "ut-zappos50k",
         root,
         drop_columns=drop_columns,
+        prepare=prepare,
+        prepare_dir=prepare_dir,
         images_dir=images_dir,
         label_order=label_order,
         seed=seed,
@@ -175,11 +188,14 @@ def load_cub200(
     min_certainty: int | None = None,
     check_files: bool = True,
     drop_columns: list[str] | None = None,
+    prepare: bool | str = False,
+    prepare_dir: str | None = None,
 ) -> ImageSource:
     """CUB-200-2011 with its official train/test split, labels 0..199, 312 attributes.
 
     Options are those of :func:`~clinfonce.data.official.read_cub200` plus ``root`` (the
-    extracted ``CUB_200_2011`` folder) and ``drop_columns``.
+    extracted ``CUB_200_2011`` folder), ``drop_columns``, ``prepare`` and ``prepare_dir``
+    (:func:`official_source`).
 
     Examples:
         >>> load_cub200("data/CUB_200_2011", min_certainty=3)  # doctest: +SKIP
@@ -188,6 +204,8 @@ def load_cub200(
         "cub-200-2011",
         root,
         drop_columns=drop_columns,
+        prepare=prepare,
+        prepare_dir=prepare_dir,
         min_certainty=min_certainty,
         check_files=check_files,
     )
@@ -199,11 +217,14 @@ def load_wider_attribute(
     rule: AggregationRule = "any",
     check_files: bool = True,
     drop_columns: list[str] | None = None,
+    prepare: bool | str = False,
+    prepare_dir: str | None = None,
 ) -> ImageSource:
     """WIDER Attribute: trainval = ``train``, test = ``test``; 30 scenes, 14 attributes.
 
     Options are those of :func:`~clinfonce.data.official.read_wider_attribute` plus ``root``
-    (the folder holding ``Image/`` and the annotation JSON files) and ``drop_columns``.
+    (the folder holding ``Image/`` and the annotation JSON files), ``drop_columns``,
+    ``prepare`` and ``prepare_dir`` (:func:`official_source`).
 
     Examples:
         >>> load_wider_attribute("data/WiderAttribute", rule="majority")  # doctest: +SKIP
@@ -212,6 +233,8 @@ def load_wider_attribute(
         "wider-attribute",
         root,
         drop_columns=drop_columns,
+        prepare=prepare,
+        prepare_dir=prepare_dir,
         rule=rule,
         check_files=check_files,
     )
@@ -226,12 +249,15 @@ def load_imagenet100(
     root_level: int = 1,
     multiple_parents: MultipleParents = "error",
     drop_columns: list[str] | None = None,
+    prepare: bool | str = False,
+    prepare_dir: str | None = None,
 ) -> ImageSource:
     """An ImageNet class subset (default: the official ImageNet-100) with WordNet levels.
 
     Options are those of :func:`~clinfonce.data.official.read_imagenet100` plus ``root``
-    (the folder holding ``train/<wnid>/``, ``val/<wnid>/`` and ``wordnet.is_a.txt``) and
-    ``drop_columns``. The splits are ``train`` and ``val``.
+    (the folder holding ``train/<wnid>/``, ``val/<wnid>/`` and ``wordnet.is_a.txt``),
+    ``drop_columns``, ``prepare`` and ``prepare_dir`` (:func:`official_source`). The
+    splits are ``train`` and ``val``.
 
     Examples:
         >>> load_imagenet100("data/imagenet", levels=[12])  # doctest: +SKIP
@@ -240,6 +266,8 @@ def load_imagenet100(
         "imagenet100",
         root,
         drop_columns=drop_columns,
+        prepare=prepare,
+        prepare_dir=prepare_dir,
         classes=classes,
         hierarchy=hierarchy,
         levels=levels,
