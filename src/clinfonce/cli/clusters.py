@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from clinfonce import __version__
+from clinfonce.yaml_files import read_yaml_file
 
 # I(Z;T)/H(T) below this: the clusters carry little of the label information.
 LOW_INFORMATION_RATIO = 0.5
@@ -303,7 +303,7 @@ def _apply_config(args: argparse.Namespace) -> None:
     path = Path(args.config)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
-    loaded = yaml.safe_load(path.read_text()) or {}
+    loaded = read_yaml_file(path) or {}
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: a config is a mapping of option names to values")
     options = {o.dest: o for o in args._options}

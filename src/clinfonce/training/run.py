@@ -2,11 +2,13 @@
 
 Run directory (``output.dir/output.name``)::
 
+    run.json                    the run id, also stamped into every checkpoint of the run
     config.yaml                 the resolved config
     clusters.csv[.json]         the cluster assignment used and its sidecar (Cl-InfoNCE)
     clusters-<name>.csv[.json]  each named clustering (clusters.named)
     kmeans.jsonl                kmeans-clinfonce: one line per K-means re-clustering
-    checkpoints/last.ckpt       every epoch; resume with --resume
+    checkpoints/last.ckpt       every epoch (train.checkpoint_every_n_steps: more often)
+                                and on SIGINT/SIGTERM/SLURM pre-emption; --resume continues
     checkpoints/best.ckpt       best monitor/knn_top1 so far (when labels exist)
     logs/csv/version_<n>/metrics.csv, logs/tensorboard/version_<n>/
                                 CSV and TensorBoard logs, one version per (re)start
@@ -16,6 +18,9 @@ Run directory (``output.dir/output.name``)::
 from __future__ import annotations
 
 import json
+import math
+import shutil
+import signal
 import sys
 import time
 import warnings
@@ -29,13 +34,25 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
+from clinfonce.clusters.io import atomic_write
 from clinfonce.data.augment import view_transform
 from clinfonce.data.datasets import EpochShuffleSampler
 from clinfonce.data.prepare import PreparedData, prepare_data, write_clusters
 from clinfonce.data.sources import ImageSource
 from clinfonce.training.base import EncoderModule
+from clinfonce.training.checkpointing import (
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    TrainingInterrupted,
+    new_run_id,
+    read_checkpoint,
+    read_run_id,
+    stop_gracefully,
+    write_run_id,
+)
 from clinfonce.training.config import ExperimentConfig, load_config, save_config
 from clinfonce.training.distributed import (
     DistributedBatchSampler,
@@ -74,12 +91,60 @@ class TrainResult:
 
 
 def run_directory(config: ExperimentConfig) -> Path:
-    """``output.dir / output.name`` (name defaults to ``run``)."""
-    return Path(config.output.dir) / (config.output.name or "run")
+    """``output.dir / output.name`` (name defaults to ``run``).
+
+    Raises:
+        ValueError: ``output.name`` is a path rather than a name, so the run would land
+            outside ``output.dir``.
+    """
+    name = config.output.name or "run"
+    if Path(name).name != name or name in (".", ".."):
+        raise ValueError(
+            f"output.name={name!r} must be a plain name (no '/' or '..'); put the parent "
+            "folder in output.dir instead"
+        )
+    return Path(config.output.dir) / name
+
+
+def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> Path:
+    """The run directory for a new run: created, or emptied when ``output.overwrite``.
+
+    A directory holding anything (an interrupted run, other files) is refused unless
+    ``output.overwrite=true``, which deletes its contents first, checkpoints included, so
+    nothing of an earlier run can be mistaken for the new one.
+
+    Args:
+        config: the run's config.
+        keep: names in the directory that belong to the caller (an experiment's cell
+            marker): neither counted nor deleted.
+    """
+    run_dir = run_directory(config)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run directory {run_dir} is a file; pick another output.name")
+    present = [p for p in run_dir.iterdir() if p.name not in keep] if run_dir.is_dir() else []
+    if present and not config.output.overwrite:
+        raise ValueError(
+            f"run directory {run_dir} is not empty (it holds {present[0].name}"
+            f"{f' and {len(present) - 1} more' if len(present) > 1 else ''}); continue it with "
+            f"--resume {run_dir}, pick another output.name, or set output.overwrite=true to "
+            "delete it and start again"
+        )
+    for path in present:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
 
 
 def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
-    """Run directory and checkpoint of a ``--resume`` argument (a run dir or a ``.ckpt``)."""
+    """Run directory and checkpoint of a ``--resume`` argument (a run dir or a ``.ckpt``).
+
+    Raises:
+        FileNotFoundError: there is no checkpoint there.
+        ValueError: the checkpoint is empty, truncated or not a training checkpoint.
+    """
     path = Path(resume)
     if path.is_dir():
         checkpoint = path / LAST_CHECKPOINT
@@ -92,6 +157,7 @@ def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
             f"no checkpoint to resume from at {checkpoint}; pass a run directory containing "
             f"{LAST_CHECKPOINT} or a .ckpt file"
         )
+    read_checkpoint(checkpoint)  # a clear error now rather than deep inside Lightning
     return run_dir, checkpoint
 
 
@@ -122,6 +188,7 @@ def train(
     resume: str | Path | None = None,
     source: ImageSource | None = None,
     callbacks: Sequence[Callback] = (),
+    keep: Sequence[str] = (),
 ) -> TrainResult:
     """Train one run; see the module docstring for what it writes.
 
@@ -131,6 +198,11 @@ def train(
             weights, optimiser, schedule and data order); training goes on in that run dir.
         source: already loaded data (skips loading ``config.data``; the demo reuses one).
         callbacks: extra Lightning callbacks.
+        keep: files of the caller in the run directory (see :func:`claim_run_directory`).
+
+    Raises:
+        TrainingInterrupted: SIGINT, SIGTERM or SLURM's pre-emption signal stopped training;
+            ``last.ckpt`` holds the state after the last finished step.
 
     Examples:
         >>> from clinfonce.training import load_config, train
@@ -142,14 +214,10 @@ def train(
     checkpoint: Path | None = None
     if resume is not None:
         run_dir, checkpoint = resolve_resume(resume)
+        run_id = read_run_id(run_dir) or new_run_id()
     else:
-        run_dir = run_directory(config)
-        if (run_dir / LAST_CHECKPOINT).exists() and not config.output.overwrite:
-            raise ValueError(
-                f"run directory {run_dir} already holds a run; continue it with --resume "
-                f"{run_dir}, pick another output.name, or set output.overwrite=true"
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = claim_run_directory(config, keep)
+        run_id = new_run_id()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     monitor = config.monitor
     data = prepare_data(
@@ -162,10 +230,17 @@ def train(
     )
     module = build_module(config, data)  # the method's module, per-sample tables registered
     loader = train_loader(config, data)
+    warn_degenerate_objective(config, data)
     checkpoints = run_dir / "checkpoints"
+    assert isinstance(loader.batch_sampler, DistributedBatchSampler)
     all_callbacks: list[Callback] = [
-        RunFiles(config, data, run_dir),
-        ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0),
+        RunFiles(config, data, run_dir, run_id),
+        LastCheckpoint(
+            run_dir / LAST_CHECKPOINT,
+            config.train.checkpoint_every_n_steps,
+            loader.batch_sampler,
+            run_id,
+        ),
     ]
     knn = knn_monitor(config, data)
     if knn is not None:
@@ -202,6 +277,7 @@ def train(
         enable_progress_bar=bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
     )
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -211,7 +287,13 @@ def train(
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
         # Lightning 2.6 with torch 2.14 warns about its own use of a torch API.
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint)
+        with stop_gracefully(trainer) as received:
+            try:
+                trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint)
+            except SIGTERMException:
+                raise TrainingInterrupted(
+                    received[0] if received else signal.SIGTERM, run_dir, trainer.global_step
+                ) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = all_callbacks[-1] if knn is not None else None
     best_path = Path(best.best_model_path) if isinstance(best, ModelCheckpoint) else None
@@ -224,7 +306,8 @@ def train(
         "best_checkpoint": str(best_path) if best_path else None,
     }
     if trainer.is_global_zero:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        text = json.dumps(summary, indent=2)
+        atomic_write(run_dir / "summary.json", lambda temp: temp.write_text(text))
     return TrainResult(
         run_dir,
         module,
@@ -234,6 +317,71 @@ def train(
         metrics,
         trainer.is_global_zero,
     )
+
+
+def warn_degenerate_objective(config: ExperimentConfig, data: PreparedData) -> None:
+    """Warn when the contrastive objective cannot learn much, saying how badly.
+
+    Three cases train without error yet teach the encoder little: a batch of one sample
+    (no negatives), a single cluster (every sample a positive, no negatives), and clusters
+    so fine that most anchors find no other sample of their cluster in the batch (the
+    Cl-InfoNCE term is then empty for them).
+    """
+    batch = config.train.batch_size
+    if batch == 1:
+        warnings.warn(
+            "train.batch_size=1: each step sees one sample, with no negatives to contrast, so "
+            "the loss is near 0 and the encoder learns nothing; use 32 or more",
+            stacklevel=2,
+        )
+    if data.clusters is None or batch < 2:
+        return
+    sizes = np.unique(data.clusters, return_counts=True)[1]
+    total = int(sizes.sum())
+    if len(sizes) == 1:
+        warnings.warn(
+            f"the cluster assignment puts all {total} training samples in 1 cluster: every "
+            "sample is a positive of every other and Cl-InfoNCE has no negatives; check the "
+            "clusters section (columns, K)",
+            stacklevel=2,
+        )
+        return
+    alone = expected_alone_fraction(sizes, batch)
+    if alone > 0.5:
+        warnings.warn(
+            f"clusters too fine for the batch: {len(sizes)} clusters over {total} samples leave "
+            f"about {alone:.0%} of anchors ({alone * batch:.0f} of {batch} per batch) with no "
+            "other sample of their cluster in the batch; use coarser clusters or a larger "
+            "train.batch_size",
+            stacklevel=2,
+        )
+
+
+def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:
+    """Expected share of a random batch's samples with no other sample of their cluster in it.
+
+    An anchor of a cluster of ``n`` among ``N`` samples is alone when the other ``batch - 1``
+    draws (without replacement) all miss its ``n - 1`` cluster mates: a hypergeometric
+    probability ``C(N - n, batch - 1) / C(N - 1, batch - 1)``.
+
+    Examples:
+        >>> expected_alone_fraction(np.array([1, 1, 1, 1]), 2)
+        1.0
+        >>> round(expected_alone_fraction(np.array([2, 2]), 2), 3)
+        0.667
+    """
+    total = int(sizes.sum())
+    draws = batch - 1
+
+    def log_choose(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    alone = 0.0
+    for size in sizes.tolist():
+        if total - size >= draws:
+            chance = math.exp(log_choose(total - size, draws) - log_choose(total - 1, draws))
+            alone += size / total * chance
+    return alone
 
 
 class EpochLines(Callback):
@@ -264,11 +412,14 @@ class RunFiles(Callback):
     only global rank zero may write the shared run directory.
     """
 
-    def __init__(self, config: ExperimentConfig, data: PreparedData, run_dir: Path) -> None:
-        self.config, self.data, self.run_dir = config, data, run_dir
+    def __init__(
+        self, config: ExperimentConfig, data: PreparedData, run_dir: Path, run_id: str
+    ) -> None:
+        self.config, self.data, self.run_dir, self.run_id = config, data, run_dir, run_id
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.is_global_zero:
+            write_run_id(self.run_dir, self.run_id)
             save_config(self.config, self.run_dir / CONFIG_FILE)
             write_clusters(self.data, self.config.data, self.run_dir)
 
