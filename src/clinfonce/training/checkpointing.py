@@ -205,13 +205,13 @@ class TrainingInterrupted(Exception):
         run_dir: the run directory to pass to ``--resume``.
     """
 
-    def __init__(self, signum: int, run_dir: Path, global_step: int) -> None:
-        self.signum, self.run_dir = int(signum), run_dir
+    def __init__(
+        self, signum: int, run_dir: Path, global_step: int, resume_hint: str | None = None
+    ) -> None:
+        self.signum, self.run_dir, self.global_step = int(signum), run_dir, global_step
         name = signal.Signals(signum).name
-        super().__init__(
-            f"stopped by {name} at step {global_step}; the checkpoint is saved, continue with "
-            f"`clinfonce train --resume {run_dir}`"
-        )
+        hint = resume_hint or f"continue with `clinfonce train --resume {run_dir}`"
+        super().__init__(f"stopped by {name} at step {global_step}; checkpoint saved, {hint}")
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
