@@ -51,8 +51,12 @@ def _kind(path: Path) -> str:
     return kinds[suffix]
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.DataFrame:
     """Read a metadata table (one row per sample) chosen by suffix.
+
+    In CSV and TSV only an empty cell is missing: strings such as ``NA``, ``null`` or
+    ``None`` are values (``NA`` may well mean North America), not pandas' missing markers.
+    Text is decoded as ``encoding``; a byte it cannot decode is reported with its line.
 
     CSV, TSV, Parquet and JSON Lines (``.jsonl``/``.ndjson``), optionally compressed
     (``.csv.gz``). The official Cl-InfoNCE ``meta_data_*.csv`` layout (unnamed index column,
@@ -80,11 +84,24 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     kind = _kind(path)
     try:
         if kind in ("csv", "tsv"):
-            table = pd.read_csv(path, sep="," if kind == "csv" else "\t")
+            table = pd.read_csv(
+                path,
+                sep="," if kind == "csv" else "\t",
+                encoding=encoding,
+                keep_default_na=False,
+                na_values=[""],
+            )
         elif kind == "parquet":
             table = pd.read_parquet(path)
         else:
-            table = pd.read_json(path, lines=True)
+            table = pd.read_json(path, lines=True, encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise ValueError(_decode_error(path, encoding, exc)) from None
+    except LookupError:
+        raise ValueError(
+            f"unknown text encoding {encoding!r}; use a Python codec name such as utf-8, "
+            "latin-1 or cp1252"
+        ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         raise ValueError(f"{path}: cannot read it as {kind}: {exc}") from exc
     if kind == "csv" and _is_official(table):
@@ -92,6 +109,26 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if len(table) == 0:
         raise ValueError(f"{path}: the table has no rows (columns: {_names(table.columns)})")
     return table
+
+
+def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
+    """Where an undecodable byte is (line and column) and what to do about it."""
+    with open(path, "rb") as file:  # compressed tables: the offset is not in the file bytes
+        head = file.read(exc.start + 1) if not _is_compressed(path) else b""
+    place = ""
+    if len(head) > exc.start:
+        line = head.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (head.rfind(b"\n", 0, exc.start) + 1) + 1
+        place = f", line {line} column {column}"
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return (
+        f"{path}{place}: byte 0x{byte} is not valid {encoding}; pass the file's encoding "
+        "(e.g. --encoding latin-1 or cp1252) or save the file as UTF-8"
+    )
+
+
+def _is_compressed(path: Path) -> bool:
+    return bool(path.suffixes) and path.suffixes[-1].lower() in _COMPRESSIONS
 
 
 def _is_official(table: pd.DataFrame) -> bool:
@@ -284,6 +321,17 @@ def write_assignment(
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
     atomic_write(f"{os.fspath(path)}.json", lambda tmp: _write_text(tmp, text))
+
+
+def is_assignment_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an assignment written by :func:`write_assignment`: an ``id,cluster``
+    CSV with its JSON sidecar (such a file may be replaced by a new build)."""
+    path = Path(path)
+    sidecar = Path(f"{os.fspath(path)}.json")
+    if not (path.is_file() and sidecar.is_file()):
+        return False
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return file.readline().strip() == "id,cluster"
 
 
 def read_assignment(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -114,11 +114,11 @@ def _import_builtins() -> None:
     from clinfonce.data.official import sources as official_sources  # noqa: F401
 
 
-def read_metadata(path: str | Path) -> pd.DataFrame:
+def read_metadata(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     """Read a metadata table with the stage-1 reader (CSV/TSV/Parquet/JSONL by suffix)."""
     from clinfonce.clusters import read_table
 
-    return read_table(path)
+    return read_table(path, encoding)
 
 
 @register_source("table")
@@ -130,6 +130,7 @@ def load_table_source(
     cache: bool = False,
     cache_size: int | None = None,
     missing: str = "error",
+    encoding: str = "utf-8",
 ) -> ImageSource:
     """Images listed in a metadata table, one file path per row.
 
@@ -143,6 +144,7 @@ def load_table_source(
         cache_size: side of the square cached images (required with ``cache``).
         missing: ``"error"`` stops at a missing (or, when caching, unreadable) image naming
             the file and row; ``"skip"`` drops such rows with a warning and a count.
+        encoding: text encoding of a CSV/TSV/JSONL table (e.g. ``latin-1``).
 
     Examples:
         >>> src = load_table_source("meta.csv", image_root="images")  # doctest: +SKIP
@@ -151,7 +153,7 @@ def load_table_source(
         raise ValueError(f"data.options.missing must be 'error' or 'skip', got {missing!r}")
     if channels not in (1, 3):
         raise ValueError(f"data.options.channels must be 1 or 3, got {channels}")
-    frame = read_metadata(table)
+    frame = read_metadata(table, encoding)
     if path_column not in frame.columns:
         raise ValueError(
             f"{table}: no image path column {path_column!r} (columns: "

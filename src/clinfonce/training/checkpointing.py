@@ -104,6 +104,12 @@ class LastCheckpoint(Checkpoint):
         )
         self._epoch_batches = 0  # batches of the current epoch trained when last saved
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Remove temporary files of saves that a hard kill (``kill -9``) cut short."""
+        if trainer.is_global_zero and self.path.parent.is_dir():
+            for stale in self.path.parent.glob(".*.ckpt.*.tmp"):
+                stale.unlink(missing_ok=True)
+
     def save(self, trainer: L.Trainer, epoch_batches: int) -> None:
         """Save the trainer's state, noting ``epoch_batches`` trained in the current epoch."""
         self._epoch_batches = epoch_batches

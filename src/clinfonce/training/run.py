@@ -42,6 +42,7 @@ from clinfonce.data.augment import view_transform
 from clinfonce.data.datasets import EpochShuffleSampler
 from clinfonce.data.prepare import PreparedData, prepare_data, write_clusters
 from clinfonce.data.sources import ImageSource
+from clinfonce.outputs import existing_paths, is_inside
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.checkpointing import (
     AtomicCheckpointIO,
@@ -129,6 +130,13 @@ def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> P
             f"--resume {run_dir}, pick another output.name, or set output.overwrite=true to "
             "delete it and start again"
         )
+    config_values = config.to_dict()
+    for source in existing_paths([config_values["data"], config_values["clusters"]]):
+        if present and is_inside(source, run_dir):
+            raise ValueError(
+                f"output.overwrite=true would delete {source}, an input of this run inside "
+                f"its run directory {run_dir}; move it elsewhere or pick another output.name"
+            )
     for path in present:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
