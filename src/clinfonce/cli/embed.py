@@ -140,15 +140,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The first line of an ``index.csv`` written by ``embed``.
+INDEX_HEADER = "row,id,label,split"
+
+
 def check_embed_outputs(args: argparse.Namespace) -> None:
     """The files ``embed`` writes in ``--out`` must not be inputs, nor foreign files (an
-    earlier export, recognised by its ``embeddings.json``, is replaced)."""
+    earlier export, even one cut short, is recognised by its sidecar or index and replaced)."""
     from clinfonce.outputs import check_output_file, existing_paths
 
     folder = Path(args.out)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--out {folder} is a file; give a folder")
     inputs = list(existing_paths([args.checkpoint, args.config]))
-    ours = (folder / "embeddings.json").is_file()
+    index = folder / "index.csv"
+    ours = (folder / "embeddings.json").is_file() or (
+        index.is_file() and index.read_text(errors="replace").startswith(INDEX_HEADER)
+    )
     for name in ("embeddings.npy", "index.csv", "embeddings.json"):
         check_output_file(folder / name, inputs, force=args.force, ours=lambda _: ours)

@@ -112,15 +112,22 @@ def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.Data
 
 
 def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
-    """Where an undecodable byte is (line and column) and what to do about it."""
-    with open(path, "rb") as file:  # compressed tables: the offset is not in the file bytes
-        head = file.read(exc.start + 1) if not _is_compressed(path) else b""
-    place = ""
-    if len(head) > exc.start:
-        line = head.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (head.rfind(b"\n", 0, exc.start) + 1) + 1
-        place = f", line {line} column {column}"
-    byte = exc.object[exc.start : exc.start + 1].hex()
+    """Where an undecodable byte is (line and column) and what to do about it.
+
+    The reader's own error counts from the start of a chunk, so the file is decoded again
+    here to find the byte's place in it (not for compressed files: there the offset would
+    be one in the decompressed text).
+    """
+    place, byte = "", exc.object[exc.start : exc.start + 1].hex()
+    if not _is_compressed(path):
+        data = path.read_bytes()
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError as whole:
+            start = whole.start
+            line = data.count(b"\n", 0, start) + 1
+            column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+            place, byte = f", line {line} column {column}", data[start : start + 1].hex()
     return (
         f"{path}{place}: byte 0x{byte} is not valid {encoding}; pass the file's encoding "
         "(e.g. --encoding latin-1 or cp1252) or save the file as UTF-8"

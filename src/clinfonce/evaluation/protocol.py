@@ -568,9 +568,10 @@ def embed_run(
         with open(temp, "wb") as file:  # a file object: np.save would append ".npy" to a path
             np.save(file, array)
 
-    # Each file is replaced whole, the sidecar last: it is there only once the others are.
-    atomic_write(folder / "embeddings.npy", save_array)
+    # Each file is replaced whole: the index first (it marks the folder as an export, see
+    # ``clinfonce embed --force``), the sidecar last (it is there once the others are).
     atomic_write(folder / "index.csv", lambda temp: index.to_csv(temp, index=False))
+    atomic_write(folder / "embeddings.npy", save_array)
     sidecar = {
         "embeddings": str(folder / "embeddings.npy"),
         "index": str(folder / "index.csv"),
