@@ -130,3 +130,39 @@ def test_training_interrupted_message(tmp_path: Path) -> None:
         f"stopped by SIGTERM at step 7; checkpoint saved, continue with "
         f"`clinfonce train --resume {tmp_path}`"
     )
+
+
+class _FakeTrainer:
+    """What :func:`stop_gracefully` touches: Lightning's SIGTERM flag and the rank."""
+
+    def __init__(self) -> None:
+        self._signal_connector = type("Connector", (), {"received_sigterm": False})()
+        self.is_global_zero = True
+
+
+def test_signals_request_a_stop_and_slurm_requeues(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinfonce.training import checkpointing
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(checkpointing.subprocess, "run", lambda cmd, check: calls.append(cmd))
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    trainer = _FakeTrainer()
+    before = signal.getsignal(signal.SIGINT)
+    with checkpointing.stop_gracefully(trainer) as received:  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGINT)  # a first Ctrl-C asks; a second one interrupts
+        assert trainer._signal_connector.received_sigterm
+        os.kill(os.getpid(), signal.SIGUSR1)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert received == [signal.SIGINT, signal.SIGUSR1]
+    assert calls == [["scontrol", "requeue", "4242"]]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_requeued_slurm_job_resumes_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clinfonce.training.run import requeued_slurm_job
+
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    assert not requeued_slurm_job()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert requeued_slurm_job()

@@ -314,6 +314,11 @@ def validate(cfg: ExperimentConfig) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ValueError(f"{key} must be > 0, got {value}")
+    if cfg.train.checkpoint_every_n_steps < 0:
+        raise ValueError(
+            "train.checkpoint_every_n_steps must be >= 0 (0: at epoch ends only), got "
+            f"{cfg.train.checkpoint_every_n_steps}"
+        )
     if cfg.train.views < 1:
         raise ValueError(f"train.views must be >= 1, got {cfg.train.views}")
     if not 0 <= cfg.optim.warmup_fraction < 1:

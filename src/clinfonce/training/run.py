@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import signal
 import sys
@@ -146,6 +147,11 @@ def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> P
     return run_dir
 
 
+def requeued_slurm_job() -> bool:
+    """Whether this is a SLURM job started again by ``scontrol requeue`` (after pre-emption)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
 def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
     """Run directory and checkpoint of a ``--resume`` argument (a run dir or a ``.ckpt``).
 
@@ -220,6 +226,13 @@ def train(
         0.41
     """
     checkpoint: Path | None = None
+    if (
+        resume is None
+        and requeued_slurm_job()
+        and (run_directory(config) / LAST_CHECKPOINT).is_file()
+    ):
+        resume = run_directory(config)  # the job script's command, rerun after pre-emption
+        print(f"requeued SLURM job: resuming {resume}", flush=True)
     if resume is not None:
         run_dir, checkpoint = resolve_resume(resume)
         run_id = read_run_id(run_dir) or new_run_id()
