@@ -61,6 +61,9 @@ class Workspace:
         return path
 
 
+NO_MONITOR = {"enabled": False}
+
+
 @dataclass
 class Case:
     """One bad input: how to make the command line, what the user must be told."""
@@ -94,6 +97,16 @@ def _latin1_table(ws: Workspace) -> Path:
     return ws.file("latin1.csv", "id,label,city\ns1,0,Paris\ns2,1,Montr\xe9al\n".encode("latin-1"))
 
 
+def _latin1_build(ws: Workspace, *extra: str) -> list[str]:
+    table, out = _latin1_table(ws), ws.folder / "l.csv"
+    return ["clusters", "build", str(table), "--builder", "label", *extra, "--out", str(out)]
+
+
+def _one_epoch(ws: Workspace, name: str, *overrides: str) -> list[str]:
+    config = ws.config(name, train={"epochs": 1}, monitor=NO_MONITOR)
+    return ["train", "--config", str(config), *overrides]
+
+
 def _non_empty(ws: Workspace) -> list[str]:
     run = ws.folder / "runs" / "occupied"
     run.mkdir(parents=True, exist_ok=True)
@@ -105,8 +118,6 @@ def _build(ws: Workspace, *extra: str) -> list[str]:
     table = metadata_table(ws.folder)
     return ["clusters", "build", str(table), "--builder", "attributes", *extra]
 
-
-NO_MONITOR = {"enabled": False}
 
 CASES: list[Case] = [
     Case(
@@ -187,30 +198,12 @@ CASES: list[Case] = [
     ),
     Case(
         "clusters build: non-UTF-8 table",
-        lambda ws: [
-            "clusters",
-            "build",
-            str(_latin1_table(ws)),
-            "--builder",
-            "label",
-            "--out",
-            str(ws.folder / "l.csv"),
-        ],
+        lambda ws: _latin1_build(ws),
         "line 3 column 11: byte 0xe9 is not valid utf-8; pass the file's encoding",
     ),
     Case(
         "clusters build: the same table with --encoding latin-1",
-        lambda ws: [
-            "clusters",
-            "build",
-            str(_latin1_table(ws)),
-            "--builder",
-            "label",
-            "--encoding",
-            "latin-1",
-            "--out",
-            str(ws.folder / "l.csv"),
-        ],
+        lambda ws: _latin1_build(ws, "--encoding", "latin-1"),
         "wrote",
         code=0,
     ),
@@ -222,17 +215,7 @@ CASES: list[Case] = [
     ),
     Case(
         "clusters build: unknown --encoding",
-        lambda ws: [
-            "clusters",
-            "build",
-            str(_latin1_table(ws)),
-            "--builder",
-            "label",
-            "--encoding",
-            "klingon",
-            "--out",
-            str(ws.folder / "l.csv"),
-        ],
+        lambda ws: _latin1_build(ws, "--encoding", "klingon"),
         "unknown text encoding 'klingon'",
     ),
     Case(
@@ -282,25 +265,15 @@ CASES: list[Case] = [
     ),
     Case(
         "train: one cluster (warning)",
-        lambda ws: [
-            "train",
-            "--config",
-            str(ws.config("one", train={"epochs": 1}, monitor={"enabled": False})),
-            "clusters.builder=column",
-            "clusters.params={column: split}",
-        ],
+        lambda ws: _one_epoch(
+            ws, "one", "clusters.builder=column", "clusters.params={column: split}"
+        ),
         "warning: the cluster assignment puts all 58 training samples in 1 cluster",
         code=0,
     ),
     Case(
         "train: clusters too fine (warning)",
-        lambda ws: [
-            "train",
-            "--config",
-            str(ws.config("fine", train={"epochs": 1}, monitor={"enabled": False})),
-            "clusters.builder=instance",
-            "clusters.params={}",
-        ],
+        lambda ws: _one_epoch(ws, "fine", "clusters.builder=instance", "clusters.params={}"),
         "warning: clusters too fine for the batch: 58 clusters over 58 samples leave about 100%",
         code=0,
     ),

@@ -178,9 +178,9 @@ def stop_gracefully(trainer: L.Trainer) -> Iterator[list[int]]:
     Lightning checks its SIGTERM flag after every training step and then raises
     ``SIGTERMException``, on which :class:`LastCheckpoint` saves. Here SIGINT (Ctrl-C) and,
     inside a SLURM job, ``SIGUSR1`` raise that flag as well; a SIGINT once a stop is already
-    requested (a second Ctrl-C) interrupts at
-    once. Under SLURM the job is requeued (``scontrol requeue``) after the save. Yields the
-    list of signals received (empty if none), for the caller's message and exit code.
+    requested (a second Ctrl-C) interrupts at once. Under SLURM the job is requeued
+    (``scontrol requeue``) after the save. Yields the list of signals received (empty if
+    none), for the caller's message and exit code.
     """
     received: list[int] = []
     slurm_job = os.environ.get("SLURM_JOB_ID")
