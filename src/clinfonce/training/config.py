@@ -246,9 +246,11 @@ class OutputConfig:
 
     Attributes:
         dir: parent directory of runs.
-        name: run name (default: the config file's stem, or ``run``).
-        overwrite: allow training into an existing run directory (otherwise an error;
-            use ``--resume`` to continue a run).
+        name: run name (default: the config file's stem, or ``run``); a plain name, not
+            a path.
+        overwrite: start a new run in a non-empty run directory by deleting its contents
+            first, checkpoints included (otherwise an error; use ``--resume`` to continue
+            a run).
     """
 
     dir: str = "runs"
