@@ -85,7 +85,7 @@ class LastCheckpoint(Checkpoint):
     the other callbacks (the kNN monitor has logged by then).
 
     Args:
-        path: the ``last.ckpt`` file.
+        path: the ``last.ckpt`` file (``<run dir>/checkpoints/last.ckpt``).
         every_n_steps: also save every this many optimiser steps inside an epoch (0: only
             at epoch ends and on signals).
         batches: the training loader's batch sampler; a resumed run tells it how many
@@ -105,8 +105,12 @@ class LastCheckpoint(Checkpoint):
         self._epoch_batches = 0  # batches of the current epoch trained when last saved
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Remove temporary files of saves that a hard kill (``kill -9``) cut short."""
-        if trainer.is_global_zero and self.path.parent.is_dir():
+        """Record the run id in ``run.json``; remove temporary files of saves that a hard
+        kill (``kill -9``) cut short. Global rank zero only (it writes the checkpoints)."""
+        if not trainer.is_global_zero:
+            return
+        write_run_id(self.path.parent.parent, self.run_id)
+        if self.path.parent.is_dir():
             for stale in self.path.parent.glob(".*.ckpt.*.tmp"):
                 stale.unlink(missing_ok=True)
 

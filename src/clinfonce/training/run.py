@@ -33,6 +33,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -53,7 +54,6 @@ from clinfonce.training.checkpointing import (
     read_checkpoint,
     read_run_id,
     stop_gracefully,
-    write_run_id,
 )
 from clinfonce.training.config import ExperimentConfig, load_config, save_config
 from clinfonce.training.distributed import (
@@ -237,8 +237,10 @@ def train(
         run_dir, checkpoint = resolve_resume(resume)
         run_id = read_run_id(run_dir) or new_run_id()
     else:
-        run_dir = claim_run_directory(config, keep)
-        run_id = new_run_id()
+        # Under DDP every process gets here; only the first may empty the directory.
+        first = getattr(rank_zero_only, "rank", 0) == 0  # from the launcher's environment
+        run_dir = claim_run_directory(config, keep) if first else run_directory(config)
+        run_id = new_run_id()  # global rank zero's is the one written
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     monitor = config.monitor
     data = prepare_data(
@@ -255,7 +257,7 @@ def train(
     checkpoints = run_dir / "checkpoints"
     assert isinstance(loader.batch_sampler, DistributedBatchSampler)
     all_callbacks: list[Callback] = [
-        RunFiles(config, data, run_dir, run_id),
+        RunFiles(config, data, run_dir),
         LastCheckpoint(
             run_dir / LAST_CHECKPOINT,
             config.train.checkpoint_every_n_steps,
@@ -274,6 +276,7 @@ def train(
                 mode="max",
                 every_n_epochs=monitor.every_n_epochs,
                 auto_insert_metric_name=False,
+                enable_version_counter=False,  # the directory is this run's: replace best.ckpt
             )
         )
     # A bar redraws one line: in a log file (SLURM, CI, nohup) it becomes megabytes of
@@ -433,14 +436,11 @@ class RunFiles(Callback):
     only global rank zero may write the shared run directory.
     """
 
-    def __init__(
-        self, config: ExperimentConfig, data: PreparedData, run_dir: Path, run_id: str
-    ) -> None:
-        self.config, self.data, self.run_dir, self.run_id = config, data, run_dir, run_id
+    def __init__(self, config: ExperimentConfig, data: PreparedData, run_dir: Path) -> None:
+        self.config, self.data, self.run_dir = config, data, run_dir
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.is_global_zero:
-            write_run_id(self.run_dir, self.run_id)
             save_config(self.config, self.run_dir / CONFIG_FILE)
             write_clusters(self.data, self.config.data, self.run_dir)
 
