@@ -108,9 +108,17 @@ def test_run_directory_ownership(tmp_path: Path) -> None:
         run_directory(_config(tmp_path, name="../x"))
 
 
+def test_overwrite_only_clears_run_directories(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "thesis.tex").write_text("precious")
+    with pytest.raises(ValueError, match="holds files but is not a clinfonce run directory"):
+        claim_run_directory(_config(tmp_path, overwrite=True))
+    assert (tmp_path / "run" / "thesis.tex").read_text() == "precious"
+
+
 def test_overwrite_does_not_delete_the_runs_own_inputs(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
+    (run_dir / "logs").mkdir(parents=True)
     (run_dir / "my-clusters.csv").write_text("id,cluster\n")
     config = config_from_dict(
         {

@@ -47,6 +47,7 @@ from clinfonce.data.sources import ImageSource
 from clinfonce.outputs import existing_paths, is_inside
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.checkpointing import (
+    RUN_FILE,
     AtomicCheckpointIO,
     LastCheckpoint,
     TrainingInterrupted,
@@ -66,6 +67,8 @@ from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
 
 CONFIG_FILE = "config.yaml"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+#: Entries that mark a directory as a run directory, which ``output.overwrite`` may clear.
+RUN_MARKERS: tuple[str, ...] = (RUN_FILE, CONFIG_FILE, "checkpoints", "logs", "summary.json")
 
 
 @dataclass
@@ -113,7 +116,9 @@ def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> P
 
     A directory holding anything (an interrupted run, other files) is refused unless
     ``output.overwrite=true``, which deletes its contents first, checkpoints included, so
-    nothing of an earlier run can be mistaken for the new one.
+    nothing of an earlier run can be mistaken for the new one. Only a run directory (see
+    :data:`RUN_MARKERS`) is ever cleared: a mistyped ``output.dir``/``output.name``
+    pointing at some other folder is refused even with ``output.overwrite=true``.
 
     Args:
         config: the run's config.
@@ -130,6 +135,12 @@ def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> P
             f"{f' and {len(present) - 1} more' if len(present) > 1 else ''}); continue it with "
             f"--resume {run_dir}, pick another output.name, or set output.overwrite=true to "
             "delete it and start again"
+        )
+    if present and not any((run_dir / name).exists() for name in RUN_MARKERS):
+        raise ValueError(
+            f"run directory {run_dir} holds files but is not a clinfonce run directory (no "
+            f"{' or '.join(RUN_MARKERS[:2])}); output.overwrite=true only clears run "
+            "directories: pick another output.name, or empty it yourself"
         )
     config_values = config.to_dict()
     for source in existing_paths([config_values["data"], config_values["clusters"]]):
