@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from clinfonce.outputs import check_output_file, existing_paths, is_inside, same_file
+from clinfonce.outputs import (
+    check_output_file,
+    check_output_folder,
+    existing_paths,
+    is_inside,
+    same_file,
+)
 
 
 def test_paths(tmp_path: Path) -> None:
@@ -34,3 +40,13 @@ def test_check_output_file(tmp_path: Path) -> None:
     check_output_file(mine, [table], force=True, ours=never)
     check_output_file(mine, [table], force=False, ours=lambda _: True)
     check_output_file(tmp_path / "new.csv", [table], force=False, ours=never)
+
+
+def test_check_output_folder(tmp_path: Path) -> None:
+    spec = tmp_path / "experiment.yaml"
+    spec.write_text("runs: []\n")
+    with pytest.raises(ValueError, match=r"--out .*experiment\.yaml is also an input"):
+        check_output_folder(tmp_path, ["results.csv", "experiment.yaml"], [spec], "--out")
+    with pytest.raises(ValueError, match="is a file; give a folder"):
+        check_output_folder(spec, ["results.csv"], [], "--out")
+    check_output_folder(tmp_path / "new", ["experiment.yaml"], [spec], "--out")

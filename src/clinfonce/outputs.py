@@ -80,3 +80,25 @@ def check_output_file(
             f"{option} {path} exists and was not written by clinfonce; choose another "
             "output path, or pass --force to replace it"
         )
+
+
+def check_output_folder(
+    folder: str | Path, names: Iterable[str], inputs: Iterable[str | Path], option: str
+) -> None:
+    """Refuse an output folder that is a file, or whose files ``names`` include an input.
+
+    Args:
+        folder: where the command writes.
+        names: the files it writes there (they are the command's own and get replaced).
+        inputs: the files the command reads.
+        option: the option that named ``folder``, for the message.
+
+    Raises:
+        ValueError: ``folder`` is a file, or one of its outputs is an input.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {folder} is a file; give a folder")
+    sources = list(inputs)
+    for name in names:
+        check_output_file(folder / name, sources, force=True, ours=lambda _: True, option=option)

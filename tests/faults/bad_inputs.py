@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fault_harness import TINY, metadata_table, write_yaml
+from fault_harness import TINY, experiment_spec, metadata_table, write_yaml
 
 from clinfonce.cli import main
 
@@ -232,6 +232,17 @@ CASES: list[Case] = [
             str(ws.folder / "sweep"),
         ],
         "is larger than the number of attributes (3); use k <= 3",
+    ),
+    Case(
+        "experiment: --out would replace the experiment file",
+        lambda ws: [
+            "experiment",
+            "--config",
+            str(experiment_spec(ws.folder / "exp")),
+            "--out",
+            str(ws.folder / "exp"),
+        ],
+        "experiment.yaml is also an input of this command",
     ),
     Case(
         "train: output.name escapes output.dir",

@@ -222,6 +222,8 @@ _BUILDER_OPTIONS: tuple[_Option, ...] = (
     ),
 )
 
+#: What ``clusters sweep`` writes into ``--out-dir``.
+SWEEP_FILES: tuple[str, ...] = ("sweep.csv", "sweep.md", "sweep.png")
 _BUILD_ONLY = (
     _Option("--out", "assignment CSV to write (its sidecar: <out>.json)"),
     _Option(
@@ -555,6 +557,7 @@ def parse_values(text: str, builder: str, columns: Sequence[str]) -> list[Any]:
 
 def _run_sweep(args: argparse.Namespace) -> int:
     from clinfonce.clusters.sweep import plot_sweep, sweep_metrics, to_markdown
+    from clinfonce.outputs import check_output_folder, existing_paths
 
     prep = _prepare(args, need_label=True)
     if args.values is None or args.out_dir is None:
@@ -562,6 +565,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     assert prep.label_column is not None
     values = parse_values(args.values, prep.builder, [str(c) for c in prep.table.columns])
     out = Path(args.out_dir)
+    check_output_folder(out, SWEEP_FILES, existing_paths([args.table, args.config]), "--out-dir")
     out.mkdir(parents=True, exist_ok=True)
     print(
         f"sweeping {prep.builder} over {len(values)} values on {len(prep.table)} rows of "

@@ -39,6 +39,14 @@ from clinfonce.experiments.spec import Cell, ExperimentSpec, eval_hash, expand_g
 
 Log = Callable[[str], None]
 CELL_FILE = "experiment-cell.json"
+#: Files of the output folder an experiment writes (an input there would be replaced).
+EXPERIMENT_FILES: tuple[str, ...] = (
+    "experiment.yaml",
+    "results.csv",
+    "summary.csv",
+    "results.md",
+    "accuracy.png",
+)
 #: Columns of ``results.csv``: accuracies in percent, cluster metrics in bits over the
 #: training rows (empty for runs without clusters), seconds of wall time in this process.
 RESULT_COLUMNS: tuple[str, ...] = (
