@@ -29,6 +29,8 @@ def test_an_error_is_one_line_and_debug_shows_the_traceback(
     ):
         with pytest.raises(ValueError, match="invalid YAML"):
             main(argv)
+    with pytest.raises(ValueError, match="invalid YAML"):  # after a sub-sub-command too
+        main(["clusters", "build", "--config", str(bad), "--debug"])
 
 
 def test_os_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,11 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"clinfonce.cli.{name}").register(subparsers)
-    for subparser in subparsers.choices.values():  # also accepted after the command
+    _add_debug(subparsers)  # also accepted after the command (and its sub-command)
+    return parser
+
+
+def _add_debug(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for subparser in subparsers.choices.values():
         subparser.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
         )
-    return parser
+        for action in subparser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_debug(action)
 
 
 DEBUG_HELP = "on an error, show the full traceback instead of the one-line message"
@@ -49,7 +56,7 @@ DEBUG_HELP = "on an error, show the full traceback instead of the one-line messa
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``clinfonce`` script; returns the process exit code."""
-    from clinfonce.training.checkpointing import TrainingInterrupted
+    from clinfonce.interrupted import TrainingInterrupted
 
     parser = build_parser()
     args = parser.parse_args(argv)

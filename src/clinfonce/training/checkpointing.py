@@ -34,7 +34,21 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from clinfonce.clusters.io import atomic_write
+from clinfonce.interrupted import TrainingInterrupted
 from clinfonce.training.distributed import DistributedBatchSampler
+
+__all__ = [
+    "RUN_FILE",
+    "AtomicCheckpointIO",
+    "LastCheckpoint",
+    "TrainingInterrupted",
+    "checkpoint_run_id",
+    "new_run_id",
+    "read_checkpoint",
+    "read_run_id",
+    "stop_gracefully",
+    "write_run_id",
+]
 
 RUN_FILE = "run.json"
 #: Key of the run id inside a checkpoint.
@@ -206,23 +220,6 @@ def stop_gracefully(trainer: L.Trainer) -> Iterator[list[int]]:
             signal.signal(restored, handler)
         if slurm_job and SLURM_SIGNAL in received and trainer.is_global_zero:
             subprocess.run(["scontrol", "requeue", slurm_job], check=False)
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal after saving a resumable checkpoint.
-
-    Attributes:
-        signum: the signal received.
-        run_dir: the run directory to pass to ``--resume``.
-    """
-
-    def __init__(
-        self, signum: int, run_dir: Path, global_step: int, resume_hint: str | None = None
-    ) -> None:
-        self.signum, self.run_dir, self.global_step = int(signum), run_dir, global_step
-        name = signal.Signals(signum).name
-        hint = resume_hint or f"continue with `clinfonce train --resume {run_dir}`"
-        super().__init__(f"stopped by {name} at step {global_step}; checkpoint saved, {hint}")
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
