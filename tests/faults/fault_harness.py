@@ -6,7 +6,8 @@ Each command runs in a forked child of this (already importing) process, so a fa
 no interpreter start-up; the child dies for real (``SIGKILL``) or stops on ``SIGTERM``.
 Faults:
 
-* :class:`SignalAtStep`: ``SIGTERM`` or ``SIGKILL`` right after training step ``n``.
+* :class:`SignalAtStep`: ``SIGTERM``, ``SIGINT`` or ``SIGKILL`` right after training step
+  ``n``.
 * :class:`KillInTorchSave`: ``SIGKILL`` half-way through writing the ``n``-th checkpoint.
 * :class:`KillInReplace`: ``SIGKILL`` with the ``n``-th file half-written, before it is
   moved into place (any atomically written output: clusters, embeddings, results).
@@ -224,9 +225,9 @@ def train_fault(folder: Path, reference: Path, name: str, fault: Fault) -> Outco
     if problems:
         return Outcome(name, False, "; ".join(problems))
     last = run_dir / "checkpoints" / "last.ckpt"
-    graceful = isinstance(fault, SignalAtStep) and fault.signum == signal.SIGTERM
+    graceful = isinstance(fault, SignalAtStep) and fault.signum != signal.SIGKILL
     if graceful and weights(last)[0] != getattr(fault, "step", None):
-        return Outcome(name, False, f"SIGTERM: the checkpoint is of step {weights(last)[0]}")
+        return Outcome(name, False, f"graceful stop: the checkpoint is of step {weights(last)[0]}")
     if last.is_file():
         code = run_child(["train", "--resume", str(run_dir)])
     else:  # killed before its first checkpoint: only a fresh start is left
@@ -348,6 +349,8 @@ def training_faults(rng: np.random.Generator, count: int) -> list[tuple[str, Fau
     faults: list[tuple[str, Fault]] = []
     for step in rng.choice(np.arange(1, TINY_STEPS), size=count, replace=False).tolist():
         faults.append((f"train, SIGTERM after step {step}", SignalAtStep(step, signal.SIGTERM)))
+    for step in rng.choice(np.arange(1, TINY_STEPS), size=count, replace=False).tolist():
+        faults.append((f"train, SIGINT after step {step}", SignalAtStep(step, signal.SIGINT)))
     for step in rng.choice(np.arange(1, TINY_STEPS), size=count, replace=False).tolist():
         faults.append((f"train, kill -9 after step {step}", SignalAtStep(step, signal.SIGKILL)))
     # Saves: every 2 steps and every epoch end (about 8 in a TINY run).

@@ -1,7 +1,7 @@
 """Fault injection and bad inputs through the command line (see fault_harness.py and
 bad_inputs.py; ``python tests/faults/summary.py`` runs more kill points and prints counts).
 
-CI runs one seeded kill point per kind of fault: SIGTERM and kill -9 during training, kill
+CI runs one kill point per kind of fault: SIGTERM, SIGINT and kill -9 during training, kill
 -9 inside a checkpoint save, kill -9 half-way through writing a cluster assignment, an
 experiment interrupted while a cell trains, kill -9 while embeddings are written.
 """
@@ -36,6 +36,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("name", "fault"),
     [
         ("sigterm", SignalAtStep(5, signal.SIGTERM)),  # mid-epoch: exact mid-epoch resume
+        ("sigint", SignalAtStep(3, signal.SIGINT)),  # Ctrl-C at an epoch end
         ("kill", SignalAtStep(7, signal.SIGKILL)),  # resumes from the step-6 checkpoint
         ("kill-in-save", KillInTorchSave(3)),
     ],
