@@ -90,3 +90,13 @@ def test_sweep_metrics_table_markdown_and_plot(tmp_path: Path) -> None:
     assert len(markdown.splitlines()) == 4
     plot_sweep(frame, tmp_path / "s.png")
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_skips_a_value_that_cannot_be_built() -> None:
+    """A value failing after others were built costs a warning, not the whole sweep."""
+    table = pd.DataFrame({"id": [f"a{i}" for i in range(6)], "x": np.arange(6.0)})
+    with pytest.warns(UserWarning, match=r"sweep: skipped n_clusters=10: .*need 1 <= K <= n"):
+        built = [v for v, _ in sweep_builder(table, "kmeans", [2, 10, 3], columns=["x"])]
+    assert built == [2, 3]
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no value of the sweep"):
+        list(sweep_builder(table, "kmeans", [10], columns=["x"]))

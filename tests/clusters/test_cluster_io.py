@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from clinfonce.clusters import read_assignment, read_table, write_assignment
-from clinfonce.clusters.io import file_sha256, sample_ids
+from clinfonce.clusters.io import file_sha256, is_assignment_file, sample_ids
 
 FRAME = pd.DataFrame({"id": ["a", "b", "c"], "attr": [0, 1, 1], "label": ["x", "y", "x"]})
 
@@ -127,3 +127,35 @@ def test_file_sha256(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"abc")
     expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert file_sha256(tmp_path / "f") == expected
+
+
+def test_na_is_a_value_and_only_empty_cells_are_missing(tmp_path: Path) -> None:
+    path = tmp_path / "meta.csv"
+    path.write_text("id,region,note\na,NA,\nb,EU,null\nc,,None\n")
+    table = read_table(path)
+    assert table["region"].tolist()[:2] == ["NA", "EU"] and pd.isna(table["region"][2])
+    assert pd.isna(table["note"][0]) and table["note"].tolist()[1:] == ["null", "None"]
+
+
+def test_undecodable_bytes_are_located_and_an_encoding_can_be_given(tmp_path: Path) -> None:
+    path = tmp_path / "meta.csv"
+    path.write_bytes("id,city\na,Paris\nb,Montr\xe9al\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"meta.csv, line 3 column 8: byte 0xe9 is not valid"):
+        read_table(path)
+    assert read_table(path, "latin-1")["city"].tolist() == ["Paris", "Montréal"]
+    with pytest.raises(ValueError, match="unknown text encoding 'nope'"):
+        read_table(path, "nope")
+
+
+def test_written_files_get_the_umask_mode_and_leave_no_temp(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_assignment(tmp_path / "c.csv", ["a", "b"], [0, 1], {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.csv").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "c.csv.json").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "c.csv.json"]
+    assert is_assignment_file(tmp_path / "c.csv")
+    (tmp_path / "c.csv.json").unlink()
+    assert not is_assignment_file(tmp_path / "c.csv")

@@ -48,7 +48,7 @@ class Fakes:
     loaded: list[str] = field(default_factory=list)
     interrupt_at: int | None = None
 
-    def train(self, config: Any, *, resume: Any = None, source: Any = None) -> Any:
+    def train(self, config: Any, *, resume: Any = None, source: Any = None, keep: Any = ()) -> Any:
         run_dir = Path(config.output.dir) / str(config.output.name)
         checkpoint = run_dir / "checkpoints" / "last.ckpt"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from clinfonce import __version__
+from clinfonce.yaml_files import read_yaml_file
 
 # I(Z;T)/H(T) below this: the clusters carry little of the label information.
 LOW_INFORMATION_RATIO = 0.5
@@ -119,6 +119,7 @@ _COMMON: tuple[_Option, ...] = (
     _Option("--id-column", "sample key written to the assignment (default: 'id', else 'path')"),
     _Option("--split", "keep only rows whose split column equals this (e.g. train)"),
     _Option("--split-column", "column holding the split (default: split)"),
+    _Option("--encoding", "text encoding of a CSV/TSV/JSONL table (default utf-8; e.g. latin-1)"),
     _Option(
         "--no-ami",
         "skip the adjusted mutual information, whose cost grows with clusters x labels "
@@ -221,7 +222,14 @@ _BUILDER_OPTIONS: tuple[_Option, ...] = (
     ),
 )
 
-_BUILD_ONLY = (_Option("--out", "assignment CSV to write (its sidecar: <out>.json)"),)
+#: What ``clusters sweep`` writes into ``--out-dir``.
+SWEEP_FILES: tuple[str, ...] = ("sweep.csv", "sweep.md", "sweep.png")
+_BUILD_ONLY = (
+    _Option("--out", "assignment CSV to write (its sidecar: <out>.json)"),
+    _Option(
+        "--force", "replace an existing --out file that clinfonce did not write", None, boolean=True
+    ),
+)
 _SWEEP_ONLY = (
     _Option("--values", "granularity values: 3,5,7 or 1:14 or names/patterns (column)"),
     _Option("--out-dir", "folder for sweep.csv, sweep.md and sweep.png"),
@@ -303,7 +311,7 @@ def _apply_config(args: argparse.Namespace) -> None:
     path = Path(args.config)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
-    loaded = yaml.safe_load(path.read_text()) or {}
+    loaded = read_yaml_file(path) or {}
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: a config is a mapping of option names to values")
     options = {o.dest: o for o in args._options}
@@ -360,7 +368,7 @@ def _prepare(args: argparse.Namespace, *, need_label: bool) -> _Prepared:
         raise ValueError("no builder given: pass --builder NAME (see --help for the list)")
     spec = get_builder(args.builder)
     path = Path(args.table)
-    table = read_table(path)
+    table = read_table(path, args.encoding or "utf-8")
     if args.split is not None:
         split_column = args.split_column or "split"
         require_columns(table, [split_column], "--split-column")
@@ -454,6 +462,7 @@ def _run_build(args: argparse.Namespace) -> int:
     prep = _prepare(args, need_label=False)
     if args.out is None:
         raise ValueError("no output given: pass --out clusters.csv")
+    check_assignment_output(args, args.out)
     ids = sample_ids(prep.table, args.id_column)
     print(f"building {prep.builder} clusters for {len(prep.table)} rows of {prep.path}", flush=True)
     result = run_builder(prep.table, prep.builder, **prep.params)
@@ -485,6 +494,26 @@ def _run_build(args: argparse.Namespace) -> int:
     write_assignment(args.out, ids, result.ids, sidecar)
     print(f"wrote {args.out} ({len(ids)} rows, {result.num_clusters} clusters) and {args.out}.json")
     return 0
+
+
+def check_assignment_output(args: argparse.Namespace, out: str | Path) -> None:
+    """Refuse an ``--out`` (or its ``.json`` sidecar) that is an input of the command, or an
+    existing file that is not an assignment clinfonce wrote, unless ``--force``."""
+    from clinfonce.clusters.io import is_assignment_file
+    from clinfonce.outputs import check_output_file, existing_paths
+
+    outputs = ("out", "all_columns", "func")
+    inputs = list(existing_paths([v for k, v in vars(args).items() if k not in outputs]))
+    force = bool(getattr(args, "force", False))
+    check_output_file(out, inputs, force=force, ours=is_assignment_file)
+    sidecar = f"{out}.json"
+    check_output_file(
+        sidecar,
+        inputs,
+        force=force,
+        ours=lambda p: is_assignment_file(str(p)[:-5]),
+        option="sidecar",
+    )
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -528,6 +557,7 @@ def parse_values(text: str, builder: str, columns: Sequence[str]) -> list[Any]:
 
 def _run_sweep(args: argparse.Namespace) -> int:
     from clinfonce.clusters.sweep import plot_sweep, sweep_metrics, to_markdown
+    from clinfonce.outputs import check_output_folder, existing_paths
 
     prep = _prepare(args, need_label=True)
     if args.values is None or args.out_dir is None:
@@ -535,6 +565,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     assert prep.label_column is not None
     values = parse_values(args.values, prep.builder, [str(c) for c in prep.table.columns])
     out = Path(args.out_dir)
+    check_output_folder(out, SWEEP_FILES, existing_paths([args.table, args.config]), "--out-dir")
     out.mkdir(parents=True, exist_ok=True)
     print(
         f"sweeping {prep.builder} over {len(values)} values on {len(prep.table)} rows of "
@@ -776,10 +807,15 @@ def _run_import(args: argparse.Namespace) -> int:
     source = {"path": str(path), "sha256": file_sha256(path), "rows": len(official)}
     if len(columns) > 1:
         print(f"importing {len(columns)} columns of {path} to {args.all_columns}", flush=True)
-    for column in columns:
-        target = Path(args.out) if args.all_columns is None else Path(args.all_columns)
-        if args.all_columns is not None:
-            target = target / f"{column}.csv"
+    targets = {
+        column: Path(args.out)
+        if args.all_columns is None
+        else Path(args.all_columns) / f"{column}.csv"
+        for column in columns
+    }
+    for target in targets.values():  # all checked before anything is written
+        check_assignment_output(args, target)
+    for column, target in targets.items():
         result = run_builder(official, "column", column=column)
         metrics = cluster_metrics(result.ids, labels, ami=not args.no_ami)
         sidecar = {

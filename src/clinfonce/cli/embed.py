@@ -100,6 +100,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--out", required=True, help="output folder (created)")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace embeddings.npy/index.csv in --out that clinfonce did not write",
+    )
+    parser.add_argument(
         "--split",
         nargs="+",
         metavar="SPLIT",
@@ -113,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the checkpoint, embed, print where the files went."""
     from clinfonce.evaluation.protocol import embed_run
 
+    check_embed_outputs(args)
     loaded = load_checkpoint(args, args.checkpoint)
     log = progress_log(args)
     config = loaded.config
@@ -132,3 +138,24 @@ def run(args: argparse.Namespace) -> int:
         f"{info['index']}"
     )
     return 0
+
+
+#: The first line of an ``index.csv`` written by ``embed``.
+INDEX_HEADER = "row,id,label,split"
+
+
+def check_embed_outputs(args: argparse.Namespace) -> None:
+    """The files ``embed`` writes in ``--out`` must not be inputs, nor foreign files (an
+    earlier export, even one cut short, is recognised by its sidecar or index and replaced)."""
+    from clinfonce.outputs import check_output_file, existing_paths
+
+    folder = Path(args.out)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {folder} is a file; give a folder")
+    inputs = list(existing_paths([args.checkpoint, args.config]))
+    index = folder / "index.csv"
+    ours = (folder / "embeddings.json").is_file() or (
+        index.is_file() and index.read_text(errors="replace").startswith(INDEX_HEADER)
+    )
+    for name in ("embeddings.npy", "index.csv", "embeddings.json"):
+        check_output_file(folder / name, inputs, force=args.force, ours=lambda _: ours)

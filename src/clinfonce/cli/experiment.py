@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         plan_experiment,
         run_experiment,
     )
-    from clinfonce.experiments.runner import describe_clusters, method_label
+    from clinfonce.experiments.runner import EXPERIMENT_FILES, describe_clusters, method_label
+    from clinfonce.outputs import check_output_folder, existing_paths
 
     spec = load_experiment(args.config)
     seeds, only = _seeds(args.seeds), _split(args.only, "--only")
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 + (f"  clusters {clusters}" if clusters else "")
             )
         return 0
+    check_output_folder(out, EXPERIMENT_FILES, existing_paths([args.config]), "--out")
     # Lightning's per-run notices (accelerator, tips) would drown the progress lines.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     result = run_experiment(

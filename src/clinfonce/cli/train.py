@@ -30,8 +30,11 @@ examples:
   clinfonce train --config configs/fashion-mnist-kmeans-clinfonce.yaml train.devices=2
   clinfonce train --resume runs/fashion-mnist-clinfonce     # continue exactly
 
-A run directory (output.dir/output.name) receives config.yaml (resolved), clusters.csv and
-its sidecar, checkpoints/last.ckpt and best.ckpt, CSV and TensorBoard logs, summary.json.
+A run directory (output.dir/output.name) receives run.json (run id), config.yaml (resolved),
+clusters.csv and its sidecar, checkpoints/last.ckpt (every epoch, every
+train.checkpoint_every_n_steps, and on Ctrl-C/SIGTERM/SLURM's SIGUSR1) and best.ckpt, CSV
+and TensorBoard logs, summary.json. A new run needs an empty run directory, or
+output.overwrite=true (which clears it). Interruptions: docs/interruptions.md.
 Several devices or nodes (train.devices, train.num_nodes): docs/distributed.md.
 """
 

@@ -10,6 +10,7 @@ build per value (nested joint values) provide a sweep function too.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -221,7 +222,8 @@ def sweep_builder(
 
     Raises:
         ValueError: the builder has no granularity, or the granularity is also in
-            ``params``, or any build error.
+            ``params``, or a build error of a nested builder, or every value failed (a
+            non-nested builder skips a failing value with a warning).
     """
     spec = get_builder(builder)
     param = spec.granularity(params)
@@ -238,5 +240,16 @@ def sweep_builder(
         for value, ids, details in nested:
             yield value, BuildResult(_checked(table, ids, builder), details)
         return
+    # Built one at a time, a value can fail after others took minutes: it is skipped with
+    # a warning instead, and only a sweep where every value fails is an error.
+    failures: list[str] = []
     for value in values:
-        yield value, run_builder(table, builder, **params, **{param: value})
+        try:
+            result = run_builder(table, builder, **params, **{param: value})
+        except ValueError as exc:
+            failures.append(f"{param}={value}: {exc}")
+            warnings.warn(f"sweep: skipped {param}={value}: {exc}", stacklevel=2)
+            continue
+        yield value, result
+    if len(failures) == len(values):
+        raise ValueError(f"no value of the sweep could be built ({failures[0]})")

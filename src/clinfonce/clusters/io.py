@@ -51,8 +51,12 @@ def _kind(path: Path) -> str:
     return kinds[suffix]
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.DataFrame:
     """Read a metadata table (one row per sample) chosen by suffix.
+
+    In CSV and TSV only an empty cell is missing: strings such as ``NA``, ``null`` or
+    ``None`` are values (``NA`` may well mean North America), not pandas' missing markers.
+    Text is decoded as ``encoding``; a byte it cannot decode is reported with its line.
 
     CSV, TSV, Parquet and JSON Lines (``.jsonl``/``.ndjson``), optionally compressed
     (``.csv.gz``). The official Cl-InfoNCE ``meta_data_*.csv`` layout (unnamed index column,
@@ -80,11 +84,24 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     kind = _kind(path)
     try:
         if kind in ("csv", "tsv"):
-            table = pd.read_csv(path, sep="," if kind == "csv" else "\t")
+            table = pd.read_csv(
+                path,
+                sep="," if kind == "csv" else "\t",
+                encoding=encoding,
+                keep_default_na=False,
+                na_values=[""],
+            )
         elif kind == "parquet":
             table = pd.read_parquet(path)
         else:
-            table = pd.read_json(path, lines=True)
+            table = pd.read_json(path, lines=True, encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise ValueError(_decode_error(path, encoding, exc)) from None
+    except LookupError:
+        raise ValueError(
+            f"unknown text encoding {encoding!r}; use a Python codec name such as utf-8, "
+            "latin-1 or cp1252"
+        ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         raise ValueError(f"{path}: cannot read it as {kind}: {exc}") from exc
     if kind == "csv" and _is_official(table):
@@ -92,6 +109,33 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if len(table) == 0:
         raise ValueError(f"{path}: the table has no rows (columns: {_names(table.columns)})")
     return table
+
+
+def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
+    """Where an undecodable byte is (line and column) and what to do about it.
+
+    The reader's own error counts from the start of a chunk, so the file is decoded again
+    here to find the byte's place in it (not for compressed files: there the offset would
+    be one in the decompressed text).
+    """
+    place, byte = "", exc.object[exc.start : exc.start + 1].hex()
+    if not _is_compressed(path):
+        data = path.read_bytes()
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError as whole:
+            start = whole.start
+            line = data.count(b"\n", 0, start) + 1
+            column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+            place, byte = f", line {line} column {column}", data[start : start + 1].hex()
+    return (
+        f"{path}{place}: byte 0x{byte} is not valid {encoding}; pass the file's encoding "
+        "(e.g. --encoding latin-1 or cp1252) or save the file as UTF-8"
+    )
+
+
+def _is_compressed(path: Path) -> bool:
+    return bool(path.suffixes) and path.suffixes[-1].lower() in _COMPRESSIONS
 
 
 def _is_official(table: pd.DataFrame) -> bool:
@@ -209,7 +253,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place.
 
     The rename is atomic on one file system, so readers see the old file or the new one.
@@ -220,10 +264,18 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     os.close(fd)
     try:
         write(Path(tmp))
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -276,6 +328,17 @@ def write_assignment(
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
     atomic_write(f"{os.fspath(path)}.json", lambda tmp: _write_text(tmp, text))
+
+
+def is_assignment_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an assignment written by :func:`write_assignment`: an ``id,cluster``
+    CSV with its JSON sidecar (such a file may be replaced by a new build)."""
+    path = Path(path)
+    sidecar = Path(f"{os.fspath(path)}.json")
+    if not (path.is_file() and sidecar.is_file()):
+        return False
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return file.readline().strip() == "id,cluster"
 
 
 def read_assignment(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -121,11 +121,11 @@ def _import_builtins() -> None:
     from clinfonce.data.official import sources as official_sources  # noqa: F401
 
 
-def read_metadata(path: str | Path) -> pd.DataFrame:
+def read_metadata(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     """Read a metadata table with the stage-1 reader (CSV/TSV/Parquet/JSONL by suffix)."""
     from clinfonce.clusters import read_table
 
-    return read_table(path)
+    return read_table(path, encoding)
 
 
 @register_source("table")
@@ -139,6 +139,7 @@ def load_table_source(
     missing: str = "error",
     prepare: bool | str = False,
     prepare_dir: str | None = None,
+    encoding: str = "utf-8",
 ) -> ImageSource:
     """Images listed in a metadata table, one file path per row.
 
@@ -159,6 +160,7 @@ def load_table_source(
             written (unwritable folder, full disk); ``false`` reads the files every epoch.
         prepare_dir: folder of the prepared arrays (default: ``.clinfonce-prepared`` beside
             the table).
+        encoding: text encoding of a CSV/TSV/JSONL table (e.g. ``latin-1``).
 
     Examples:
         >>> src = load_table_source("meta.csv", image_root="images")  # doctest: +SKIP
@@ -172,7 +174,7 @@ def load_table_source(
     request = prepare_request(prepare, prepare_dir, table, missing)
     if request is not None and cache:
         raise ValueError("set data.options.prepare or data.options.cache, not both")
-    frame = read_metadata(table)
+    frame = read_metadata(table, encoding)
     if path_column not in frame.columns:
         raise ValueError(
             f"{table}: no image path column {path_column!r} (columns: "

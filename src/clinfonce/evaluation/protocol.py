@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from clinfonce.clusters.io import atomic_write
 from clinfonce.data.augment import AugmentParams, BatchAugment, view_transform
 from clinfonce.data.prepare import ClustersConfig, PreparedData, prepare_data
 from clinfonce.evaluation.cluster_views import embedding_kmeans, tsne_plot
@@ -470,8 +471,9 @@ def write_results(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, P
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"evaluation-{Path(results['checkpoint']).stem}"
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
-    json_path.write_text(json.dumps(results, indent=2))
-    md_path.write_text(results_report([results]))
+    text, report = json.dumps(results, indent=2), results_report([results])
+    atomic_write(json_path, lambda temp: temp.write_text(text))
+    atomic_write(md_path, lambda temp: temp.write_text(report))
     return json_path, md_path
 
 
@@ -560,8 +562,16 @@ def embed_run(
     )
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "embeddings.npy", features.numpy().astype(np.float32))
-    index.to_csv(folder / "index.csv", index=False)
+    array = features.numpy().astype(np.float32)
+
+    def save_array(temp: Path) -> None:
+        with open(temp, "wb") as file:  # a file object: np.save would append ".npy" to a path
+            np.save(file, array)
+
+    # Each file is replaced whole: the index first (it marks the folder as an export, see
+    # ``clinfonce embed --force``), the sidecar last (it is there once the others are).
+    atomic_write(folder / "index.csv", lambda temp: index.to_csv(temp, index=False))
+    atomic_write(folder / "embeddings.npy", save_array)
     sidecar = {
         "embeddings": str(folder / "embeddings.npy"),
         "index": str(folder / "index.csv"),
@@ -572,5 +582,6 @@ def embed_run(
         "splits": list(splits) if splits is not None else "all",
         "data": dataclasses.asdict(config.data),
     }
-    (folder / "embeddings.json").write_text(json.dumps(sidecar, indent=2, default=str))
+    text = json.dumps(sidecar, indent=2, default=str)
+    atomic_write(folder / "embeddings.json", lambda temp: temp.write_text(text))
     return sidecar

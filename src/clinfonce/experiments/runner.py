@@ -39,6 +39,14 @@ from clinfonce.experiments.spec import Cell, ExperimentSpec, eval_hash, expand_g
 
 Log = Callable[[str], None]
 CELL_FILE = "experiment-cell.json"
+#: Files of the output folder an experiment writes (an input there would be replaced).
+EXPERIMENT_FILES: tuple[str, ...] = (
+    "experiment.yaml",
+    "results.csv",
+    "summary.csv",
+    "results.md",
+    "accuracy.png",
+)
 #: Columns of ``results.csv``: accuracies in percent, cluster metrics in bits over the
 #: training rows (empty for runs without clusters), seconds of wall time in this process.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -319,6 +327,7 @@ def _train_cell(
 ) -> tuple[Any, dict[str, Any]]:
     """Train (or continue) one cell; returns the module and what the row needs."""
     from clinfonce.training import train
+    from clinfonce.training.checkpointing import TrainingInterrupted
 
     config = _output_config(cell, run_dir)
     marker = {"name": cell.run.name, "seed": cell.seed, "train_hash": cell.train_hash()}
@@ -332,8 +341,13 @@ def _train_cell(
         module, info = _untrained_module(cell, source), {}
     else:
         try:
-            result = train(config, resume=run_dir if resume else None, source=source)
-        except (RuntimeError, EOFError, KeyError, pickle.UnpicklingError) as exc:
+            result = train(
+                config, resume=run_dir if resume else None, source=source, keep=(CELL_FILE,)
+            )
+        except TrainingInterrupted as exc:
+            hint = "rerun the same `clinfonce experiment` command to continue this cell"
+            raise TrainingInterrupted(exc.signum, run_dir, exc.global_step, hint) from None
+        except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as exc:
             if not resume:
                 raise
             log(f"  could not resume from {run_dir}/checkpoints/last.ckpt ({exc}); restarting")

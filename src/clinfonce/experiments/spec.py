@@ -43,10 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from clinfonce.evaluation.protocol import EvalSettings
 from clinfonce.training.config import ExperimentConfig, apply_override, config_from_dict
+from clinfonce.yaml_files import read_yaml_file
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 _TOP_KEYS = ("name", "description", "base", "set", "seeds", "evaluation", "gap", "runs")
@@ -341,7 +340,7 @@ def _load_base(value: Any, source: Path | None, where: str) -> dict[str, Any]:
                 f"{where}: base config {path} not found (a relative base path is read from "
                 "the experiment file's folder)"
             )
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml_file(path) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a training config must be a mapping of sections")
         return loaded
@@ -405,7 +404,7 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"experiment file {path} not found")
-    values = yaml.safe_load(path.read_text()) or {}
+    values = read_yaml_file(path) or {}
     return experiment_from_dict(values, name=path.stem, source=path)
 
 

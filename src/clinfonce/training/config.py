@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from clinfonce.clusters.io import atomic_write
 from clinfonce.data.augment import AugmentParams
 from clinfonce.data.prepare import ClustersConfig, DataConfig, expand_clusters_shorthand
 from clinfonce.training.method_options import (
@@ -27,6 +28,7 @@ from clinfonce.training.method_options import (
     KMeansConfig,
     validate_method_options,
 )
+from clinfonce.yaml_files import parse_yaml, read_yaml_file
 
 METHODS: tuple[str, ...] = (
     "simclr",
@@ -191,6 +193,8 @@ class TrainConfig:
             prepared (they are augmented on the device), the usable cores (shared by the
             processes of this machine) for image files read while training.
         log_every_n_steps: logging interval.
+        checkpoint_every_n_steps: besides the end of every epoch, save ``last.ckpt`` every
+            this many steps (0: epoch ends only); for epochs too long to lose.
         progress_bar: show progress: Lightning's bar on a terminal, a line per epoch when
             the output goes to a file.
     """
@@ -207,6 +211,7 @@ class TrainConfig:
     precision: str = "32-true"
     num_workers: int | str = "auto"
     log_every_n_steps: int = 10
+    checkpoint_every_n_steps: int = 0
     progress_bar: bool = True
 
 
@@ -243,9 +248,11 @@ class OutputConfig:
 
     Attributes:
         dir: parent directory of runs.
-        name: run name (default: the config file's stem, or ``run``).
-        overwrite: allow training into an existing run directory (otherwise an error;
-            use ``--resume`` to continue a run).
+        name: run name (default: the config file's stem, or ``run``); a plain name, not
+            a path.
+        overwrite: start a new run in a non-empty run directory by deleting its contents
+            first, checkpoints included (otherwise an error; use ``--resume`` to continue
+            a run).
     """
 
     dir: str = "runs"
@@ -314,6 +321,11 @@ def validate(cfg: ExperimentConfig) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ValueError(f"{key} must be > 0, got {value}")
+    if cfg.train.checkpoint_every_n_steps < 0:
+        raise ValueError(
+            "train.checkpoint_every_n_steps must be >= 0 (0: at epoch ends only), got "
+            f"{cfg.train.checkpoint_every_n_steps}"
+        )
     if cfg.train.views < 1:
         raise ValueError(f"train.views must be >= 1, got {cfg.train.views}")
     if not 0 <= cfg.optim.warmup_fraction < 1:
@@ -419,7 +431,7 @@ def apply_override(values: dict[str, Any], override: str) -> None:
         if not isinstance(child, dict | list):
             raise ValueError(f"override {override!r}: {part} is not a section")
         node = child
-    value = yaml.safe_load(raw) if raw.strip() else None
+    value = parse_yaml(raw, f"override {override!r}") if raw.strip() else None
     if isinstance(node, list):
         node[_list_index(node, parts[-1], ".".join(parts[:-1]), override)] = value
     else:
@@ -475,7 +487,7 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml_file(path) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a config must be a mapping of sections")
         values = loaded
@@ -488,4 +500,5 @@ def load_config(
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (loadable with :func:`load_config`)."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write(path, lambda temp: temp.write_text(text))

@@ -86,6 +86,12 @@ class DistributedBatchSampler(Sampler[list[int]]):
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
         self.rank, self.world_size = rank, world_size
+        self._skip = 0
+
+    def skip_next(self, batches: int) -> None:
+        """Leave out the first ``batches`` batches of the next pass only: a run resumed from
+        a mid-epoch checkpoint continues the epoch where the checkpoint left it."""
+        self._skip = batches
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's order (for loops other than Lightning's)."""
@@ -116,10 +122,11 @@ class DistributedBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         rank, world = self._world()
         order = list(self.sampler)
+        skip, self._skip = self._skip, 0
         start = 0
-        for size in self._global_sizes():
+        for index, size in enumerate(self._global_sizes()):
             offset, count = _share(size, rank, world)
-            if count > 0:
+            if count > 0 and index >= skip:
                 yield order[start + offset : start + offset + count]
             start += size
 

@@ -10,14 +10,15 @@ embed, comes from (in this order) an explicit file, the run directory, or the ch
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from clinfonce.training.base import EncoderModule
+from clinfonce.training.checkpointing import checkpoint_run_id, read_checkpoint, read_run_id
 from clinfonce.training.config import ExperimentConfig, config_from_dict, load_config
 from clinfonce.training.methods import module_from_checkpoint
 from clinfonce.training.run import CONFIG_FILE, load_run_config
@@ -55,11 +56,15 @@ def resolve_checkpoint(path: str | Path, which: str = "last") -> Path:
     path = Path(path)
     checkpoint = path / "checkpoints" / f"{which}.ckpt" if path.is_dir() else path
     if not checkpoint.is_file():
-        hint = (
-            f"the run directory {path} has no checkpoints/{which}.ckpt (was it trained?)"
-            if path.is_dir()
-            else "pass a run directory or an existing .ckpt file"
-        )
+        if not path.is_dir():
+            hint = "pass a run directory or an existing .ckpt file"
+        elif which == "best" and (path / "checkpoints" / "last.ckpt").is_file():
+            hint = (
+                "best.ckpt is only written when the kNN monitor ran during training (labels "
+                "and monitor.enabled); use --which last"
+            )
+        else:
+            hint = f"the run directory {path} has no checkpoints/{which}.ckpt (was it trained?)"
         raise FileNotFoundError(f"no checkpoint at {checkpoint}: {hint}")
     return checkpoint
 
@@ -74,6 +79,22 @@ def checkpoint_run_dir(checkpoint: str | Path) -> Path | None:
     return None
 
 
+def check_run_id(loaded: dict[str, Any], checkpoint: Path, run_dir: Path) -> None:
+    """Refuse a checkpoint that another run left in ``run_dir``.
+
+    The run directory's ``run.json`` and every checkpoint of the run carry the same run id;
+    a different id means the checkpoint is stale (left from an earlier run) and the
+    directory's ``config.yaml`` does not describe it. Runs from before run ids pass.
+    """
+    expected, found = read_run_id(run_dir), checkpoint_run_id(loaded)
+    if expected is not None and found is not None and expected != found:
+        raise ValueError(
+            f"{checkpoint} was written by run {found}, but {run_dir} now holds run {expected}: "
+            "the checkpoint is stale and its config is gone; delete it, or pass --config with "
+            "the config it was trained with"
+        )
+
+
 def load_module(checkpoint: str | Path, *, device: torch.device | str = "cpu") -> EncoderModule:
     """The module of a training checkpoint, in eval mode on ``device``: a
     :class:`ContrastiveModule` or, for a baseline method, its module
@@ -84,16 +105,19 @@ def load_module(checkpoint: str | Path, *, device: torch.device | str = "cpu") -
         >>> module.embed(images).shape  # doctest: +SKIP
         torch.Size([64, 128])
     """
+    return _module_of(read_checkpoint(checkpoint), checkpoint).to(device)
+
+
+def _module_of(loaded: dict[str, Any], checkpoint: str | Path) -> EncoderModule:
     try:
-        loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
         module = module_from_checkpoint(loaded)
-    except (KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as exc:
+    except (KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(
             f"{checkpoint}: not a clinfonce training checkpoint (no model config or weights "
             f"that fit it: {exc})"
         ) from exc
     module.eval()
-    return module.to(device)
+    return module
 
 
 def load_run(
@@ -119,8 +143,11 @@ def load_run(
         ('fashion-mnist', 'last.ckpt')
     """
     checkpoint = resolve_checkpoint(path, which)
-    module = load_module(checkpoint, device=device)
+    loaded = read_checkpoint(checkpoint)
     run_dir = checkpoint_run_dir(checkpoint)
+    if run_dir is not None and config is None:
+        check_run_id(loaded, checkpoint, run_dir)
+    module = _module_of(loaded, checkpoint).to(device)
     if config is not None:
         cfg = load_config(config, list(overrides))
     elif run_dir is not None:

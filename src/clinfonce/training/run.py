@@ -2,11 +2,13 @@
 
 Run directory (``output.dir/output.name``)::
 
+    run.json                    the run id, also stamped into every checkpoint of the run
     config.yaml                 the resolved config
     clusters.csv[.json]         the cluster assignment used and its sidecar (Cl-InfoNCE)
     clusters-<name>.csv[.json]  each named clustering (clusters.named)
     kmeans.jsonl                kmeans-clinfonce: one line per K-means re-clustering
-    checkpoints/last.ckpt       every epoch; resume with --resume
+    checkpoints/last.ckpt       every epoch (train.checkpoint_every_n_steps: more often)
+                                and on SIGINT/SIGTERM/SLURM pre-emption; --resume continues
     checkpoints/best.ckpt       best monitor/knn_top1 so far (when labels exist)
     logs/csv/version_<n>/metrics.csv, logs/tensorboard/version_<n>/
                                 CSV and TensorBoard logs, one version per (re)start
@@ -16,6 +18,10 @@ Run directory (``output.dir/output.name``)::
 from __future__ import annotations
 
 import json
+import math
+import os
+import shutil
+import signal
 import sys
 import time
 import warnings
@@ -27,15 +33,29 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
+from clinfonce.clusters.io import atomic_write
 from clinfonce.data.datasets import EpochShuffleSampler
 from clinfonce.data.prepare import PreparedData, prepare_data, write_clusters
 from clinfonce.data.prepared import usable_cores
 from clinfonce.data.sources import ImageSource
+from clinfonce.outputs import existing_paths, is_inside
 from clinfonce.training.base import EncoderModule
+from clinfonce.training.checkpointing import (
+    RUN_FILE,
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    TrainingInterrupted,
+    new_run_id,
+    read_checkpoint,
+    read_run_id,
+    stop_gracefully,
+)
 from clinfonce.training.config import ExperimentConfig, TrainConfig, load_config, save_config
 from clinfonce.training.distributed import (
     DistributedBatchSampler,
@@ -47,6 +67,8 @@ from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
 
 CONFIG_FILE = "config.yaml"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+#: Entries that mark a directory as a run directory, which ``output.overwrite`` may clear.
+RUN_MARKERS: tuple[str, ...] = (RUN_FILE, CONFIG_FILE, "checkpoints", "logs", "summary.json")
 
 
 @dataclass
@@ -74,12 +96,80 @@ class TrainResult:
 
 
 def run_directory(config: ExperimentConfig) -> Path:
-    """``output.dir / output.name`` (name defaults to ``run``)."""
-    return Path(config.output.dir) / (config.output.name or "run")
+    """``output.dir / output.name`` (name defaults to ``run``).
+
+    Raises:
+        ValueError: ``output.name`` is a path rather than a name, so the run would land
+            outside ``output.dir``.
+    """
+    name = config.output.name or "run"
+    if Path(name).name != name or name in (".", ".."):
+        raise ValueError(
+            f"output.name={name!r} must be a plain name (no '/' or '..'); put the parent "
+            "folder in output.dir instead"
+        )
+    return Path(config.output.dir) / name
+
+
+def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> Path:
+    """The run directory for a new run: created, or emptied when ``output.overwrite``.
+
+    A directory holding anything (an interrupted run, other files) is refused unless
+    ``output.overwrite=true``, which deletes its contents first, checkpoints included, so
+    nothing of an earlier run can be mistaken for the new one. Only a run directory (see
+    :data:`RUN_MARKERS`) is ever cleared: a mistyped ``output.dir``/``output.name``
+    pointing at some other folder is refused even with ``output.overwrite=true``.
+
+    Args:
+        config: the run's config.
+        keep: names in the directory that belong to the caller (an experiment's cell
+            marker): neither counted nor deleted.
+    """
+    run_dir = run_directory(config)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run directory {run_dir} is a file; pick another output.name")
+    present = [p for p in run_dir.iterdir() if p.name not in keep] if run_dir.is_dir() else []
+    if present and not config.output.overwrite:
+        raise ValueError(
+            f"run directory {run_dir} is not empty (it holds {present[0].name}"
+            f"{f' and {len(present) - 1} more' if len(present) > 1 else ''}); continue it with "
+            f"--resume {run_dir}, pick another output.name, or set output.overwrite=true to "
+            "delete it and start again"
+        )
+    if present and not any((run_dir / name).exists() for name in RUN_MARKERS):
+        raise ValueError(
+            f"run directory {run_dir} holds files but is not a clinfonce run directory (no "
+            f"{' or '.join(RUN_MARKERS[:2])}); output.overwrite=true only clears run "
+            "directories: pick another output.name, or empty it yourself"
+        )
+    config_values = config.to_dict()
+    for source in existing_paths([config_values["data"], config_values["clusters"]]):
+        if present and is_inside(source, run_dir):
+            raise ValueError(
+                f"output.overwrite=true would delete {source}, an input of this run inside "
+                f"its run directory {run_dir}; move it elsewhere or pick another output.name"
+            )
+    for path in present:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def requeued_slurm_job() -> bool:
+    """Whether this is a SLURM job started again by ``scontrol requeue`` (after pre-emption)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
 
 
 def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
-    """Run directory and checkpoint of a ``--resume`` argument (a run dir or a ``.ckpt``)."""
+    """Run directory and checkpoint of a ``--resume`` argument (a run dir or a ``.ckpt``).
+
+    Raises:
+        FileNotFoundError: there is no checkpoint there.
+        ValueError: the checkpoint is empty, truncated or not a training checkpoint.
+    """
     path = Path(resume)
     if path.is_dir():
         checkpoint = path / LAST_CHECKPOINT
@@ -92,6 +182,7 @@ def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
             f"no checkpoint to resume from at {checkpoint}; pass a run directory containing "
             f"{LAST_CHECKPOINT} or a .ckpt file"
         )
+    read_checkpoint(checkpoint)  # a clear error now rather than deep inside Lightning
     return run_dir, checkpoint
 
 
@@ -122,6 +213,7 @@ def train(
     resume: str | Path | None = None,
     source: ImageSource | None = None,
     callbacks: Sequence[Callback] = (),
+    keep: Sequence[str] = (),
 ) -> TrainResult:
     """Train one run; see the module docstring for what it writes.
 
@@ -131,6 +223,11 @@ def train(
             weights, optimiser, schedule and data order); training goes on in that run dir.
         source: already loaded data (skips loading ``config.data``; the demo reuses one).
         callbacks: extra Lightning callbacks.
+        keep: files of the caller in the run directory (see :func:`claim_run_directory`).
+
+    Raises:
+        TrainingInterrupted: SIGINT, SIGTERM or SLURM's pre-emption signal stopped training;
+            ``last.ckpt`` holds the state after the last finished step.
 
     Examples:
         >>> from clinfonce.training import load_config, train
@@ -140,16 +237,21 @@ def train(
         0.41
     """
     checkpoint: Path | None = None
+    if (
+        resume is None
+        and requeued_slurm_job()
+        and (run_directory(config) / LAST_CHECKPOINT).is_file()
+    ):
+        resume = run_directory(config)  # the job script's command, rerun after pre-emption
+        print(f"requeued SLURM job: resuming {resume}", flush=True)
     if resume is not None:
         run_dir, checkpoint = resolve_resume(resume)
+        run_id = read_run_id(run_dir) or new_run_id()
     else:
-        run_dir = run_directory(config)
-        if (run_dir / LAST_CHECKPOINT).exists() and not config.output.overwrite:
-            raise ValueError(
-                f"run directory {run_dir} already holds a run; continue it with --resume "
-                f"{run_dir}, pick another output.name, or set output.overwrite=true"
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
+        # Under DDP every process gets here; only the first may empty the directory.
+        first = getattr(rank_zero_only, "rank", 0) == 0  # from the launcher's environment
+        run_dir = claim_run_directory(config, keep) if first else run_directory(config)
+        run_id = new_run_id()  # global rank zero's is the one written
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     monitor = config.monitor
     data = prepare_data(
@@ -162,10 +264,17 @@ def train(
     )
     module = build_module(config, data)  # the method's module, per-sample tables registered
     loader = train_loader(config, data)
+    warn_degenerate_objective(config, data)
     checkpoints = run_dir / "checkpoints"
+    assert isinstance(loader.batch_sampler, DistributedBatchSampler)
     all_callbacks: list[Callback] = [
         RunFiles(config, data, run_dir),
-        ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0),
+        LastCheckpoint(
+            run_dir / LAST_CHECKPOINT,
+            config.train.checkpoint_every_n_steps,
+            loader.batch_sampler,
+            run_id,
+        ),
     ]
     knn = knn_monitor(config, data)
     if knn is not None:
@@ -178,6 +287,7 @@ def train(
                 mode="max",
                 every_n_epochs=monitor.every_n_epochs,
                 auto_insert_metric_name=False,
+                enable_version_counter=False,  # the directory is this run's: replace best.ckpt
             )
         )
     # A bar redraws one line: in a log file (SLURM, CI, nohup) it becomes megabytes of
@@ -202,6 +312,7 @@ def train(
         enable_progress_bar=bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
     )
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -211,7 +322,13 @@ def train(
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
         # Lightning 2.6 with torch 2.14 warns about its own use of a torch API.
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint)
+        with stop_gracefully(trainer) as received:
+            try:
+                trainer.fit(module, train_dataloaders=loader, ckpt_path=checkpoint)
+            except SIGTERMException:
+                raise TrainingInterrupted(
+                    received[0] if received else signal.SIGTERM, run_dir, trainer.global_step
+                ) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = all_callbacks[-1] if knn is not None else None
     best_path = Path(best.best_model_path) if isinstance(best, ModelCheckpoint) else None
@@ -224,7 +341,8 @@ def train(
         "best_checkpoint": str(best_path) if best_path else None,
     }
     if trainer.is_global_zero:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        text = json.dumps(summary, indent=2)
+        atomic_write(run_dir / "summary.json", lambda temp: temp.write_text(text))
     return TrainResult(
         run_dir,
         module,
@@ -234,6 +352,71 @@ def train(
         metrics,
         trainer.is_global_zero,
     )
+
+
+def warn_degenerate_objective(config: ExperimentConfig, data: PreparedData) -> None:
+    """Warn when the contrastive objective cannot learn much, saying how badly.
+
+    Three cases train without error yet teach the encoder little: a batch of one sample
+    (no negatives), a single cluster (every sample a positive, no negatives), and clusters
+    so fine that most anchors find no other sample of their cluster in the batch (the
+    Cl-InfoNCE term is then empty for them).
+    """
+    batch = config.train.batch_size
+    if batch == 1:
+        warnings.warn(
+            "train.batch_size=1: each step sees one sample, with no negatives to contrast, so "
+            "the loss is near 0 and the encoder learns nothing; use 32 or more",
+            stacklevel=2,
+        )
+    if data.clusters is None or batch < 2:
+        return
+    sizes = np.unique(data.clusters, return_counts=True)[1]
+    total = int(sizes.sum())
+    if len(sizes) == 1:
+        warnings.warn(
+            f"the cluster assignment puts all {total} training samples in 1 cluster: every "
+            "sample is a positive of every other and Cl-InfoNCE has no negatives; check the "
+            "clusters section (columns, K)",
+            stacklevel=2,
+        )
+        return
+    alone = expected_alone_fraction(sizes, batch)
+    if alone > 0.5:
+        warnings.warn(
+            f"clusters too fine for the batch: {len(sizes)} clusters over {total} samples leave "
+            f"about {alone:.0%} of anchors ({alone * batch:.0f} of {batch} per batch) with no "
+            "other sample of their cluster in the batch; use coarser clusters or a larger "
+            "train.batch_size",
+            stacklevel=2,
+        )
+
+
+def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:
+    """Expected share of a random batch's samples with no other sample of their cluster in it.
+
+    An anchor of a cluster of ``n`` among ``N`` samples is alone when the other ``batch - 1``
+    draws (without replacement) all miss its ``n - 1`` cluster mates: a hypergeometric
+    probability ``C(N - n, batch - 1) / C(N - 1, batch - 1)``.
+
+    Examples:
+        >>> expected_alone_fraction(np.array([1, 1, 1, 1]), 2)
+        1.0
+        >>> round(expected_alone_fraction(np.array([2, 2]), 2), 3)
+        0.667
+    """
+    total = int(sizes.sum())
+    draws = batch - 1
+
+    def log_choose(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    alone = 0.0
+    for size in sizes.tolist():
+        if total - size >= draws:
+            chance = math.exp(log_choose(total - size, draws) - log_choose(total - 1, draws))
+            alone += size / total * chance
+    return alone
 
 
 class EpochLines(Callback):

@@ -1,0 +1,321 @@
+"""Bad inputs through the command line, one table row each: the exit code and the one-line
+message (or warning) a user sees.
+
+Each case makes its own input in a shared :class:`Workspace` (a tiny trained run is made
+once, on first need) and runs ``clinfonce`` in this process. A case passes when the exit
+code is as expected, the expected text is on stderr, there is no traceback, and an error is
+reported in exactly one ``clinfonce COMMAND: error:`` line. Successful cases (a warning,
+or input that must be read right) expect exit code 0 and their text on stdout or stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fault_harness import TINY, experiment_spec, metadata_table, write_yaml
+
+from clinfonce.cli import main
+
+
+class Workspace:
+    """Inputs shared by the cases, made on first use under ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._run: Path | None = None
+
+    def config(self, name: str = "tiny", **sections: dict[str, object]) -> Path:
+        values = {**TINY, "output": {"dir": str(self.folder / "runs"), "name": name}}
+        for key, value in sections.items():
+            values[key] = {**values.get(key, {}), **value}
+        return write_yaml(self.folder / f"{name}.yaml", values)
+
+    def run(self) -> Path:
+        """A one-epoch run without the kNN monitor (so no best.ckpt)."""
+        if self._run is None:
+            config = self.config("trained", train={"epochs": 1}, monitor={"enabled": False})
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert main(["train", "--config", str(config)]) == 0
+            self._run = self.folder / "runs" / "trained"
+        return self._run
+
+    def copy_run(self, name: str) -> Path:
+        target = self.folder / name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(self.run(), target)
+        return target
+
+    def file(self, name: str, content: str | bytes) -> Path:
+        path = self.folder / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return path
+
+
+NO_MONITOR = {"enabled": False}
+
+
+@dataclass
+class Case:
+    """One bad input: how to make the command line, what the user must be told."""
+
+    name: str
+    argv: Callable[[Workspace], list[str]]
+    expect: str
+    code: int = 1
+
+
+def _truncated_run(ws: Workspace) -> list[str]:
+    run = ws.copy_run("truncated-run")
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:5000])
+    return ["train", "--resume", str(run)]
+
+
+def _empty_last(ws: Workspace) -> list[str]:
+    run = ws.copy_run("empty-run")
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    return ["train", "--resume", str(run)]
+
+
+def _stale(ws: Workspace) -> list[str]:
+    run = ws.copy_run("stale-run")
+    (run / "run.json").write_text(json.dumps({"run_id": "0123456789ab"}))
+    return ["embed", "--checkpoint", str(run), "--out", str(ws.folder / "stale-out")]
+
+
+def _latin1_table(ws: Workspace) -> Path:
+    return ws.file("latin1.csv", "id,label,city\ns1,0,Paris\ns2,1,Montr\xe9al\n".encode("latin-1"))
+
+
+def _latin1_build(ws: Workspace, *extra: str) -> list[str]:
+    table, out = _latin1_table(ws), ws.folder / "l.csv"
+    return ["clusters", "build", str(table), "--builder", "label", *extra, "--out", str(out)]
+
+
+def _one_epoch(ws: Workspace, name: str, *overrides: str) -> list[str]:
+    config = ws.config(name, train={"epochs": 1}, monitor=NO_MONITOR)
+    return ["train", "--config", str(config), *overrides]
+
+
+def _non_empty(ws: Workspace) -> list[str]:
+    run = ws.folder / "runs" / "occupied"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "notes.txt").write_text("mine")
+    return ["train", "--config", str(ws.config("occupied"))]
+
+
+def _build(ws: Workspace, *extra: str) -> list[str]:
+    table = metadata_table(ws.folder)
+    return ["clusters", "build", str(table), "--builder", "attributes", *extra]
+
+
+CASES: list[Case] = [
+    Case(
+        "config: malformed YAML",
+        lambda ws: ["train", "--config", str(ws.file("broken.yaml", "train: {epochs: 2\n"))],
+        "broken.yaml, line 2 column 1: invalid YAML",
+    ),
+    Case(
+        "config: !!python tag",
+        lambda ws: [
+            "train",
+            "--config",
+            str(ws.file("tag.yaml", "train:\n  epochs: !!python/object/apply:os.getpid []\n")),
+        ],
+        "tag.yaml, line 2 column 11: the YAML tag !!python/object/apply:os.getpid is not allowed",
+    ),
+    Case(
+        "override: malformed YAML value",
+        lambda ws: ["train", "--config", str(ws.config()), "train.epochs=[1"],
+        "override 'train.epochs=[1', line 1 column 3: invalid YAML",
+    ),
+    Case(
+        "experiment spec: !!python tag",
+        lambda ws: [
+            "experiment",
+            "--config",
+            str(ws.file("spec.yaml", "seeds: !!python/tuple [0]\nruns: []\n")),
+        ],
+        "the YAML tag !!python/tuple is not allowed",
+    ),
+    Case(
+        "clusters --config: malformed YAML",
+        lambda ws: ["clusters", "build", "--config", str(ws.file("cl.yaml", "k: [1,\n"))],
+        "cl.yaml, line 2 column 1: invalid YAML",
+    ),
+    Case(
+        "evaluate: zero-byte checkpoint",
+        lambda ws: ["evaluate", "--checkpoint", str(ws.file("empty.ckpt", b""))],
+        "the checkpoint file is empty (0 bytes",
+    ),
+    Case(
+        "embed: zero-byte checkpoint",
+        lambda ws: [
+            "embed",
+            "--checkpoint",
+            str(ws.file("empty.ckpt", b"")),
+            "--out",
+            str(ws.folder / "e"),
+        ],
+        "the checkpoint file is empty (0 bytes",
+    ),
+    Case("train --resume: zero-byte last.ckpt", _empty_last, "the checkpoint file is empty"),
+    Case(
+        "train --resume: truncated checkpoint",
+        _truncated_run,
+        "not a readable checkpoint, truncated or not written by torch",
+    ),
+    Case(
+        "embed: a text file as checkpoint",
+        lambda ws: [
+            "embed",
+            "--checkpoint",
+            str(ws.file("notes.ckpt", "epoch 3 was fine\n")),
+            "--out",
+            str(ws.folder / "e"),
+        ],
+        "not a readable checkpoint",
+    ),
+    Case(
+        "clusters build: --out is the input table",
+        lambda ws: _build(ws, "--out", str(ws.folder / "meta.csv")),
+        "is also an input of this command",
+    ),
+    Case(
+        "clusters build: --out is someone else's file",
+        lambda ws: _build(ws, "--out", str(ws.file("mine.csv", "a,b\n1,2\n"))),
+        "exists and was not written by clinfonce; choose another output path, or pass --force",
+    ),
+    Case(
+        "clusters build: non-UTF-8 table",
+        lambda ws: _latin1_build(ws),
+        "line 3 column 11: byte 0xe9 is not valid utf-8; pass the file's encoding",
+    ),
+    Case(
+        "clusters build: the same table with --encoding latin-1",
+        lambda ws: _latin1_build(ws, "--encoding", "latin-1"),
+        "wrote",
+        code=0,
+    ),
+    Case(
+        "clusters build: 'NA' (North America) is a value, not missing",
+        lambda ws: _build(ws, "--columns", "region", "--k", "1", "--out", str(ws.folder / "r.csv")),
+        "clusters K     3",
+        code=0,
+    ),
+    Case(
+        "clusters build: unknown --encoding",
+        lambda ws: _latin1_build(ws, "--encoding", "klingon"),
+        "unknown text encoding 'klingon'",
+    ),
+    Case(
+        "clusters sweep: k beyond the attributes",
+        lambda ws: [
+            "clusters",
+            "sweep",
+            str(metadata_table(ws.folder)),
+            "--builder",
+            "attributes",
+            "--values",
+            "1:10",
+            "--out-dir",
+            str(ws.folder / "sweep"),
+        ],
+        "is larger than the number of attributes (3); use k <= 3",
+    ),
+    Case(
+        "experiment: --out would replace the experiment file",
+        lambda ws: [
+            "experiment",
+            "--config",
+            str(experiment_spec(ws.folder / "exp")),
+            "--out",
+            str(ws.folder / "exp"),
+        ],
+        "experiment.yaml is also an input of this command",
+    ),
+    Case(
+        "train: output.name escapes output.dir",
+        lambda ws: ["train", "--config", str(ws.config()), "output.name=../../x"],
+        "output.name='../../x' must be a plain name",
+    ),
+    Case(
+        "train: non-empty run directory",
+        _non_empty,
+        "is not empty (it holds notes.txt); continue it with --resume",
+    ),
+    Case(
+        "evaluate --which best: the monitor was off",
+        lambda ws: ["evaluate", "--run", str(ws.run()), "--which", "best"],
+        "best.ckpt is only written when the kNN monitor ran",
+    ),
+    Case("embed: stale checkpoint of another run", _stale, "the checkpoint is stale"),
+    Case(
+        "train: batch of one (warning)",
+        lambda ws: [
+            "train",
+            "--config",
+            str(
+                ws.config(
+                    "batch1", train={"epochs": 1, "batch_size": 1}, monitor={"enabled": False}
+                )
+            ),
+        ],
+        "warning: train.batch_size=1: each step sees one sample",
+        code=0,
+    ),
+    Case(
+        "train: one cluster (warning)",
+        lambda ws: _one_epoch(
+            ws, "one", "clusters.builder=column", "clusters.params={column: split}"
+        ),
+        "warning: the cluster assignment puts all 58 training samples in 1 cluster",
+        code=0,
+    ),
+    Case(
+        "train: clusters too fine (warning)",
+        lambda ws: _one_epoch(ws, "fine", "clusters.builder=instance", "clusters.params={}"),
+        "warning: clusters too fine for the batch: 58 clusters over 58 samples leave about 100%",
+        code=0,
+    ),
+]
+
+
+@dataclass
+class Verdict:
+    """What a case printed and whether the message was the clear one expected."""
+
+    case: Case
+    clear: bool
+    code: int
+    stderr: str
+
+
+def run_case(case: Case, ws: Workspace) -> Verdict:
+    argv = case.argv(ws)
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = main(argv)
+        except BaseException as exc:  # a traceback is what the suite exists to catch
+            err.write(f"Traceback: {type(exc).__name__}: {exc}\n")
+            code = -1
+    text = err.getvalue()
+    error_lines = [line for line in text.splitlines() if ": error: " in line]
+    clear = (
+        code == case.code
+        and case.expect in text + out.getvalue()
+        and "Traceback" not in text
+        and len(error_lines) == (1 if case.code else 0)
+    )
+    return Verdict(case, clear, code, text)
