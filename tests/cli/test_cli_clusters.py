@@ -117,7 +117,6 @@ def test_sweep_writes_table_markdown_and_plot(
     ("extra", "message"),
     [
         (["--builder", "attributes", "--columns", "nope"], "'nope' not found in the table"),
-        (["--builder", "attributes", "--k", "9"], "k=9 is larger than the number of attributes"),
         (["--builder", "attributes", "--level", "2"], "--level does not apply to builder"),
         (["--builder", "hierarchy", "--level", "1"], "'hierarchy' needs parents"),
         (["--builder", "label", "--id-column", "striped"], "appear more than once"),

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 
 from clinfonce import __version__
 
-SUBCOMMANDS: tuple[str, ...] = ("train", "demo", "clusters", "evaluate", "embed", "experiment")
+SUBCOMMANDS: tuple[str, ...] = (
+    "run",
+    "train",
+    "demo",
+    "clusters",
+    "evaluate",
+    "embed",
+    "experiment",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, print where the run went and its final metrics."""
     from clinfonce.training import load_config, load_run_config, resolve_resume, train
+    from clinfonce.training.run import metric_text
 
     if args.config is None and args.resume is None:
         raise ValueError("give --config FILE (or --resume RUN_DIR to continue a run)")
@@ -84,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
     if result.global_zero:  # under DDP every process gets here; one reports
         print(f"run directory: {result.run_dir}")
         for key, value in sorted(result.metrics.items()):
-            print(f"  {key}: {value:.4f}")
+            print(f"  {key}: {metric_text(key, value)}")
     return 0
