@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", help="YAML config file (optional with --resume)")
+    parser.add_argument(
+        "--config", help="YAML config file (optional: the defaults plus overrides also work)"
+    )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. train.epochs=5"
     )
@@ -71,13 +73,15 @@ def run(args: argparse.Namespace) -> int:
     from clinfonce.training import load_config, load_run_config, resolve_resume, train
     from clinfonce.training.run import metric_text
 
-    if args.config is None and args.resume is None:
-        raise ValueError("give --config FILE (or --resume RUN_DIR to continue a run)")
-    if args.config is not None:
-        config = load_config(args.config, args.overrides)
-    else:
+    if args.config is None and args.resume is None and not args.overrides:
+        raise ValueError(
+            "give --config FILE and/or key=value overrides (or --resume RUN_DIR to continue a run)"
+        )
+    if args.resume is not None and args.config is None:
         run_dir, _ = resolve_resume(args.resume)
         config = load_run_config(run_dir, args.overrides)
+    else:  # a config file, or the defaults changed by the overrides alone
+        config = load_config(args.config, args.overrides)
     if args.print_config:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
