@@ -11,7 +11,8 @@ from clinfonce.clusters.suggest import expected_positives, suggest
 
 def _table(labelled: int, seed: int = 0) -> pd.DataFrame:
     """600 rows, 10 classes; `group` is a coarsening of the label, `collector` and `batch`
-    are independent of it, `shelf` has 60 small groups, `file` is unique per row. Only `labelled` rows keep a label."""
+    are independent of it, `shelf` has 60 small groups, `file` is unique per row. Only
+    `labelled` rows keep a label."""
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 10, 600)
     frame = pd.DataFrame(

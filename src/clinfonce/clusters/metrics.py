@@ -1,6 +1,6 @@
 """How good a clustering is for contrastive learning: plug-in information measures in bits.
 
-The paper's analysis (Tsai et al., ICLR 2022, sec. 3 of ``paper-notes.md``): clusters Z help
+The paper's analysis (Tsai et al., ICLR 2022, docs/method.md §3): clusters Z help
 a downstream task with labels T when I(Z;T) is high (they tell about the label) and H(Z|T) is
 low (they do not split a label into many clusters). Everything is a plug-in estimate from
 counts over the rows given, which is what the official statistics files report.

@@ -1,4 +1,4 @@
-"""Two-view augmentation of paper-notes §4, batched on tensors or per sample (torchvision v2).
+"""Two-view augmentation of docs/method.md §4, batched on tensors or per sample (torchvision v2).
 
 Small in-memory images (28-32 px) are augmented as whole batches after they reach the
 device (:class:`BatchAugment`: one ``affine_grid``/``grid_sample`` call does every sample's

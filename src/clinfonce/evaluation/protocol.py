@@ -4,7 +4,7 @@ The data come from the run's config (or another config): the same source, label 
 eval view as in training, but every training-split row (``data.train_subset`` is ignored,
 the probe sees the whole training set). The test rows are ``monitor.split`` (``test``) or,
 when the data have no such split, the same seeded hold-out the training monitor used.
-Features are the encoder's output (before the projection head, paper-notes §1) of the
+Features are the encoder's output (before the projection head, docs/method.md §1) of the
 un-augmented eval view.
 """
 

@@ -146,29 +146,34 @@ def _clusters_section(
     options: TableRunOptions, columns: TableColumns, train_table: pd.DataFrame, batch: int
 ) -> tuple[dict[str, Any], str, Suggestion | None]:
     """The ``clusters`` section, its description, and the suggestion behind ``auto``."""
-    chosen = [
-        flag
-        for flag, value in (
-            ("--aux", options.aux),
-            ("--hierarchy", options.hierarchy),
-            ("--kmeans", options.kmeans),
-            ("--clusters", options.clusters),
-        )
-        if value
+    auto = options.aux == ["auto"]
+    given = [
+        ("--aux", options.aux),
+        ("--kmeans", options.kmeans),
+        ("--clusters", options.clusters),
+        # With --aux auto, a hierarchy and tags are candidates of the suggestion.
+        ("--hierarchy", None if auto else options.hierarchy),
+        ("--tags", None if auto else options.tags),
     ]
-    if options.tags and options.aux != ["auto"]:
-        chosen.append("--tags")
+    chosen = [flag for flag, value in given if value]
     if len(chosen) > 1:
         raise ValueError(f"give one source of clusters, not {' and '.join(chosen)}")
     leaf = options.hierarchy_column or columns.label
-    if options.hierarchy is not None and options.level is None:
+    if options.hierarchy is not None and leaf is None:
+        raise ValueError("--hierarchy needs the leaf column: pass --hierarchy-column COL")
+    if options.hierarchy is not None and options.level is None and not auto:
         raise ValueError("--hierarchy needs --level L (the ancestor depth, root = 0)")
-    if options.aux == ["auto"]:
+    if auto:
+        hierarchy = None
+        if options.hierarchy is not None and leaf is not None:
+            levels = [options.level] if options.level is not None else [1, 2, 3]
+            hierarchy = (options.hierarchy, leaf, levels)
         found = suggest(
             train_table,
-            columns.reserved,
+            [*columns.reserved, *([leaf] if hierarchy and leaf else [])],
             label_column=columns.label,
             batch_size=batch,
+            hierarchy=hierarchy,
             tags=options.tags,
             seed=options.seed,
         )
@@ -181,8 +186,6 @@ def _clusters_section(
             None,
         )
     if options.hierarchy is not None:
-        if leaf is None:
-            raise ValueError("--hierarchy needs the leaf column: pass --hierarchy-column COL")
         params = {"label_column": leaf, "parents": options.hierarchy, "level": options.level}
         return {"builder": "hierarchy", "params": params}, f"{leaf} at level {options.level}", None
     if options.tags:

@@ -146,7 +146,7 @@ class TermConfig:
 
 @dataclass
 class OptimConfig:
-    """The ``optim`` section (paper-notes §4 defaults).
+    """The ``optim`` section (docs/method.md §4 defaults).
 
     Attributes:
         name: ``sgd`` (Nesterov) or ``adamw``.
