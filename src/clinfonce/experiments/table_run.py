@@ -420,9 +420,9 @@ def _untrained(config: ExperimentConfig, source: ImageSource) -> Any:
 
 def _training_curves(run_dirs: dict[str, Path], path: Path) -> Path | None:
     """``train/loss`` against the step for each trained run (from its CSV log)."""
-    from clinfonce.experiments.plots import _pyplot
+    from clinfonce.experiments.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     drawn = False
     for name, run_dir in run_dirs.items():
@@ -450,14 +450,14 @@ def _training_curves(run_dirs: dict[str, Path], path: Path) -> Path | None:
 def _cluster_sizes_plot(plan: TablePlan, path: Path) -> Path | None:
     """Sorted cluster sizes of the training clusters (log scale)."""
     from clinfonce.clusters import read_assignment
-    from clinfonce.experiments.plots import _pyplot
+    from clinfonce.experiments.plots import pyplot
 
     assignment = path.parent / "clusters.csv"
     if not assignment.is_file():
         return None
     ids = read_assignment(assignment)["cluster"].to_numpy()
     sizes = np.sort(np.bincount(ids)[np.bincount(ids) > 0])[::-1]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(np.arange(len(sizes)), sizes, width=1.0)
     ax.set_yscale("log")
