@@ -91,7 +91,8 @@ def test_run_aux_auto_picks_the_informative_column(
     args = ["run", str(image_table), "--aux", "auto", "--epochs", "1", "--batch-size", "16"]
     assert main([*args, "--out", str(out), "monitor.enabled=false"]) == 0
     printed = capsys.readouterr().out
-    assert "clusters: group (--aux auto: group: I(Z;T)/H(T)" in printed
+    assert "clusters: group, --aux auto's pick of 3 candidates; K = 2" in printed
+    assert "why: group: I(Z;T)/H(T) = " in printed
     report = (out / "report.md").read_text()
     assert report.index("| group |") < report.index("| collector |")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clinfonce.clusters.suggest import expected_positives, suggest
+from clinfonce.clusters.suggest import MIN_LIFT, expected_positives, suggest
 
 
 def _table(labelled: int, seed: int = 0) -> pd.DataFrame:
@@ -64,3 +64,26 @@ def test_expected_positives_counts_same_cluster_samples_in_a_batch() -> None:
 def test_no_usable_column_is_an_error_naming_the_columns() -> None:
     with pytest.raises(ValueError, match="no auxiliary column to cluster by"):
         suggest(pd.DataFrame({"label": [1, 2], "x": [0.1, 0.25]}), ["label", "x"])
+
+
+def test_without_labels_an_embedding_ranks_sources_by_neighbour_lift() -> None:
+    table = _table(0)
+    rng = np.random.default_rng(2)
+    # An embedding that sees the label (as an image encoder sees what the classes look like).
+    label = np.random.default_rng(0).integers(0, 10, 600)
+    embeddings = np.eye(10)[label] + 0.3 * rng.standard_normal((600, 10))
+    found = suggest(table, ["label"], batch_size=128, embeddings=embeddings)
+    lifts = {a.candidate.name: a.lift for a in found.ranked}
+    assert found.ranked[0].candidate.name == "group"
+    assert lifts["group"] > 2.5
+    assert lifts["collector"] == pytest.approx(1.0, abs=0.15)
+    names = [a.candidate.name for a in found.ranked]
+    for useless in ("collector", "batch"):
+        assert lifts[useless] < MIN_LIFT
+        assert names.index(useless) > names.index("group")
+    assert found.ranked[names.index("collector")].why.endswith(
+        "no agreement with the embedding's neighbourhoods"
+    )
+    assert "lift" in found.reason
+    with pytest.raises(ValueError, match="the embeddings have 5 rows but the table 600"):
+        suggest(table, ["label"], embeddings=embeddings[:5])

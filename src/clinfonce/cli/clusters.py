@@ -335,6 +335,12 @@ def _register_suggest(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     sub.add_argument("--hierarchy-column", help="the hierarchy's leaf column (default: label)")
     sub.add_argument("--tags", metavar="COL", help="a tag column")
+    sub.add_argument(
+        "--embeddings",
+        metavar="NPY",
+        help="embeddings of every table row, in order (e.g. `clinfonce embed` of a SimCLR "
+        "run): ranks sources without labels by how well they agree with its neighbourhoods",
+    )
     sub.add_argument("--split", help="use only rows whose 'split' column equals this")
     sub.add_argument("--seed", type=int, default=0, help="seed of the resamples (default 0)")
     sub.set_defaults(func=_run_suggest)
@@ -347,9 +353,17 @@ def _run_suggest(args: argparse.Namespace) -> int:
     from clinfonce.clusters.suggest import suggest, suggestion_markdown
 
     table = read_table(args.table)
+    embeddings = None if args.embeddings is None else np.load(args.embeddings)
+    if embeddings is not None and len(embeddings) != len(table):
+        raise ValueError(
+            f"--embeddings {args.embeddings}: {len(embeddings)} rows, but {args.table} has "
+            f"{len(table)}; embed every row of the table, in order"
+        )
     if args.split is not None:
         require_columns(table, ["split"], "--split")
-        table = table[table["split"].astype(str) == args.split].reset_index(drop=True)
+        keep = (table["split"].astype(str) == args.split).to_numpy()
+        table = table[keep].reset_index(drop=True)
+        embeddings = None if embeddings is None else embeddings[keep]
         if table.empty:
             raise ValueError(f"{args.table}: no rows with split == {args.split!r}")
     label = args.label or next((c for c in _LABEL_DEFAULTS if c in table.columns), None)
@@ -373,6 +387,7 @@ def _run_suggest(args: argparse.Namespace) -> int:
         columns=args.columns,
         hierarchy=hierarchy,
         tags=args.tags,
+        embeddings=embeddings,
         seed=args.seed,
     )
     labelled = 0 if label is None else int(table[label].notna().sum())

@@ -178,7 +178,8 @@ def _clusters_section(
             seed=options.seed,
         )
         pick = found.best.candidate
-        return pick.clusters, f"{pick.name} (--aux auto: {found.reason})", found
+        described = f"{pick.name}, --aux auto's pick of {len(found.ranked)} candidates"
+        return pick.clusters, described, found
     if options.aux:
         return (
             {"builder": "attributes", "params": {"columns": list(options.aux)}},
@@ -311,6 +312,8 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         f"{steps_per_epoch * config.train.epochs} steps, method {config.method.name}",
         f"clusters: {described}" + _metrics_text(metrics),
     ]
+    if suggestion is not None:
+        summary.append(f"why: {suggestion.reason}")
     for line in summary:
         log(line)
     return TablePlan(config, source, columns, summary, suggestion, metrics)
