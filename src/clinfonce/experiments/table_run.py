@@ -170,7 +170,8 @@ def _clusters_section(
             hierarchy = (options.hierarchy, leaf, levels)
         found = suggest(
             train_table,
-            [*columns.reserved, *([leaf] if hierarchy and leaf else [])],
+            # The source adds an `id` column (the path) when the table has none.
+            [*columns.reserved, "id", *([leaf] if hierarchy and leaf else [])],
             label_column=columns.label,
             batch_size=batch,
             hierarchy=hierarchy,
