@@ -48,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "run",
         help="your own images + metadata table: clusters, training, embeddings and a "
         "report in one command",
-        description="Train on a table of your own images with their auxiliary information: "
-        "stage 1 (clusters), stage 2 (Cl-InfoNCE), embeddings of every row, evaluation "
+        description="Train on a table of your own images with their auxiliary information:\n"
+        "stage 1 (clusters), stage 2 (Cl-InfoNCE), embeddings of every row, evaluation\n"
         "when a label column exists, and a report.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -365,7 +365,9 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
     main = LoadedRun(trained.last_checkpoint, run_dir, config, trained.module.eval())
     embedded = embed_run(main, run_dir, source=source, log=log)
     runs = {config.method.name: main}
-    for method in options.compare:
+    for method in dict.fromkeys(options.compare):
+        if method == config.method.name:
+            continue  # trained already
         values = config.to_dict()
         values["method"]["name"] = method
         values["output"] = {"dir": str(run_dir / "compare"), "name": method}
