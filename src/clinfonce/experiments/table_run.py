@@ -17,7 +17,9 @@ The run directory's ``config.yaml`` reproduces the training with ``clinfonce tra
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -340,9 +342,6 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
         >>> result.report  # doctest: +SKIP
         PosixPath('runs/meta/report.md')
     """
-    import dataclasses
-    import time
-
     from clinfonce.evaluation.protocol import EvalSettings, embed_run, evaluate_run
     from clinfonce.training import train
     from clinfonce.training.load import LoadedRun
@@ -390,8 +389,8 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
         floor = _untrained(config, source)
         for name, loaded in [("untrained encoder", floor), *runs.items()]:
             log(f"evaluating {name}")
-            tsne = dataclasses.replace(settings, tsne=loaded is main)
-            results = evaluate_run(loaded, tsne, out_dir=run_dir, log=log, source=source)
+            with_tsne = dataclasses.replace(settings, tsne=loaded is main)  # the trained one
+            results = evaluate_run(loaded, with_tsne, out_dir=run_dir, log=log, source=source)
             rows.append(
                 {
                     "name": name,
@@ -453,7 +452,7 @@ def _training_curves(run_dirs: dict[str, Path], path: Path) -> Path | None:
     return path
 
 
-def _cluster_sizes_plot(plan: TablePlan, path: Path) -> Path | None:
+def _cluster_sizes_plot(path: Path) -> Path | None:
     """Sorted cluster sizes of the training clusters (log scale)."""
     from clinfonce.clusters import read_assignment
     from clinfonce.experiments.plots import pyplot
@@ -505,7 +504,7 @@ def write_report(
             f"Recommendation: {plan.suggestion.reason}",
             "",
         ]
-    sizes = _cluster_sizes_plot(plan, run_dir / "cluster-sizes.png")
+    sizes = _cluster_sizes_plot(run_dir / "cluster-sizes.png")
     if sizes is not None:
         lines += ["## Clusters", "", f"![cluster sizes]({sizes.name})", ""]
     curves = _training_curves(run_dirs, run_dir / "training-curves.png")
