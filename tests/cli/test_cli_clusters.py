@@ -117,7 +117,6 @@ def test_sweep_writes_table_markdown_and_plot(
     ("extra", "message"),
     [
         (["--builder", "attributes", "--columns", "nope"], "'nope' not found in the table"),
-        (["--builder", "attributes", "--k", "9"], "k=9 is larger than the number of attributes"),
         (["--builder", "attributes", "--level", "2"], "--level does not apply to builder"),
         (["--builder", "hierarchy", "--level", "1"], "'hierarchy' needs parents"),
         (["--builder", "label", "--id-column", "striped"], "appear more than once"),
@@ -161,3 +160,25 @@ def test_official_zappos_sweep_matches_paper_notes(tmp_path: Path) -> None:
     assert frame.loc["label_gran_10", "num_clusters"] == 625
     assert round(frame.loc["label_gran_10", "h_z_given_t"], 3) == 6.210
     assert round(frame.loc["label_gran_50", "i_zt"], 3) == 3.012
+
+
+def test_k_larger_than_the_attribute_columns_is_capped_with_a_note(
+    table_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "capped.csv"
+    assert _run("build", table_path, "--builder", "attributes", "--k", "10", "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert "note: k = 10 capped at" in printed
+    sweep = tmp_path / "sweep"
+    args = ["sweep", table_path, "--builder", "attributes", "--values", "1:9"]
+    assert _run(*args, "--out-dir", sweep) == 0
+    assert "note: k = " in capsys.readouterr().out
+
+
+def test_suggest_ranks_the_informative_column_first(
+    table_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run("suggest", table_path, "--exclude", "gappy", "--batch-size", "64") == 0
+    printed = capsys.readouterr().out
+    assert "recommended: striped, method.name=" in printed
+    assert printed.index("| striped |") < printed.index("| noise |")

@@ -233,7 +233,7 @@ def test_real_official_zappos_matches_paper_notes(tmp_path: Path) -> None:
     out = tmp_path / "zappos-k10.csv"
     assert run(meta, "--column", "label_gran_10", "--out", out, "--no-ami") == 0
     sidecar = json.loads(Path(f"{out}.json").read_text())
-    # paper-notes §2-§3: k = 10 -> K = 625, H(Z|T) = 6.210, I(Z;T) = 1.604 bits.
+    # docs/method.md §2-§3: k = 10 -> K = 625, H(Z|T) = 6.210, I(Z;T) = 1.604 bits.
     assert sidecar["num_samples"] == 35017 and sidecar["num_clusters"] == 625
     assert sidecar["metrics"]["h_z_given_t"] == pytest.approx(6.210, abs=5e-4)
     assert sidecar["metrics"]["i_zt"] == pytest.approx(1.604, abs=5e-4)

@@ -52,3 +52,50 @@ def test_print_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     config = write_config(tmp_path)
     assert main(["train", "--config", str(config), "train.epochs=7", "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["train"]["epochs"] == 7
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["data.dataset=table", "data.options.table=meta.csv", "data.options.bogus=1"],
+            "unknown option(s) bogus for dataset 'table' (data.options); valid options: table, "
+            "image_root, path_column",
+        ),
+        (
+            ["data.dataset=table", "data.options.image_root=img"],
+            "dataset 'table' needs data.options.table (e.g. data.options.table=...)",
+        ),
+        (["data.dataset=tabel"], "unknown dataset 'tabel' (data.dataset); valid datasets:"),
+    ],
+)
+def test_data_options_are_checked_at_print_config(
+    tmp_path: Path, overrides: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("train: {epochs: 1}\n")
+    assert main(["train", "--config", str(config), *overrides, "--print-config"]) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_lightning_hardware_lines_and_tips_are_dropped() -> None:
+    import logging
+
+    import clinfonce.training.run  # noqa: F401  (installs the filter)
+
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+
+    def shown(message: str) -> bool:
+        return logger.filter(logger.makeRecord(logger.name, logging.INFO, "", 0, message, (), None))
+
+    assert not shown("GPU available: False, used: False")
+    assert not shown("\N{ELECTRIC LIGHT BULB} Tip: For seamless cloud logging ...")
+    assert shown("GPU available but not used. You can set it by doing ...")
+
+
+def test_overrides_alone_need_no_config_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "train.epochs=3", "method.name=simclr", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert (printed["train"]["epochs"], printed["method"]["name"]) == (3, "simclr")

@@ -1,4 +1,4 @@
-"""The hierarchy builder on the Fashion-MNIST hierarchy of paper-notes sec. 7."""
+"""The hierarchy builder on the Fashion-MNIST hierarchy of docs/method.md §7."""
 
 from __future__ import annotations
 

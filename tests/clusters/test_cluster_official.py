@@ -1,4 +1,4 @@
-"""Reproduce the official Cl-InfoNCE statistics and paper-notes sec. 3 (needs ../shared)."""
+"""Reproduce the official Cl-InfoNCE statistics and docs/method.md §3 (needs ../shared)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_count_row_removed_and_index_kept() -> None:
 
 
 def test_paper_notes_section_3_sweep() -> None:
-    """K, H(Z|T), I(Z;T) of paper-notes sec. 3 for UT-Zappos50K, via the column builder."""
+    """K, H(Z|T), I(Z;T) of docs/method.md §3 for UT-Zappos50K, via the column builder."""
     table = read_table(OFFICIAL / "UT-zappos50K" / "rank_H" / "meta_data_train.csv")
     columns = [f"label_gran_{k}" for k in (3, 5, 7, 10, 13, 15, 20, 30, 50, 70, 90, 110, 130, 150)]
     frame = sweep_metrics(table, "column", columns, labels=table["class"], ami=False)

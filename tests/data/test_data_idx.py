@@ -77,7 +77,7 @@ def test_fashion_mnist_reader(tmp_path: Path, compress: bool) -> None:
     assert table.columns.tolist() == ["id", "label", "level1", "level2", "split"]
     assert table["split"].tolist() == ["train"] * 6 + ["test"] * 4
     assert table["id"].iloc[6] == "test-00000"
-    # paper-notes §7, written out here independently of the module's tables.
+    # docs/method.md §7, written out here independently of the module's tables.
     level2 = {0: "tops", 2: "tops", 6: "tops", 1: "bottoms", 3: "dresses", 4: "outers"}
     level2 |= {5: "shoes", 7: "shoes", 9: "shoes", 8: "accessories"}
     for label, group in level2.items():

@@ -231,7 +231,8 @@ CASES: list[Case] = [
             "--out-dir",
             str(ws.folder / "sweep"),
         ],
-        "is larger than the number of attributes (3); use k <= 3",
+        "note: k = 4, 5, 6, 7, 8, 9, 10 capped at 3, the number of attribute columns",
+        code=0,
     ),
     Case(
         "experiment: --out would replace the experiment file",
@@ -252,7 +253,7 @@ CASES: list[Case] = [
     Case(
         "train: non-empty run directory",
         _non_empty,
-        "is not empty (it holds notes.txt); continue it with --resume",
+        "is not empty (it holds notes.txt); continue it with `clinfonce train --resume",
     ),
     Case(
         "evaluate --which best: the monitor was off",

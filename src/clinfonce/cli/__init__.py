@@ -23,6 +23,7 @@ from typing import TextIO
 from clinfonce import __version__
 
 SUBCOMMANDS: tuple[str, ...] = (
+    "run",
     "train",
     "demo",
     "clusters",
@@ -67,7 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clinfonce.interrupted import TrainingInterrupted
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `run TABLE --aux COL key=value`: overrides may follow options, which argparse leaves
+    # over once the positionals were filled.
+    if extra and hasattr(args, "overrides") and all("=" in e and e[0] != "-" for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "func"):
         parser.print_help()
         return 2

@@ -24,7 +24,7 @@ EPILOG = """examples:
   clinfonce demo --data synthetic-attributes
 """
 
-#: Shared by both datasets: paper-notes §8's recipe (tau 0.2, AdamW lr 2e-3, 5% warm-up,
+#: Shared by both datasets: docs/method.md §8's recipe (tau 0.2, AdamW lr 2e-3, 5% warm-up,
 #: 8 epochs of batch 256), bfloat16 where the hardware has it (same accuracy, 1.7x faster).
 _BUDGET = {
     "method": {"temperature": 0.2},

@@ -52,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", help="YAML config file (optional with --resume)")
+    parser.add_argument(
+        "--config", help="YAML config file (optional: the defaults plus overrides also work)"
+    )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. train.epochs=5"
     )
@@ -72,14 +74,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, print where the run went and its final metrics."""
     from clinfonce.training import load_config, load_run_config, resolve_resume, train
+    from clinfonce.training.run import metric_text
 
-    if args.config is None and args.resume is None:
-        raise ValueError("give --config FILE (or --resume RUN_DIR to continue a run)")
-    if args.config is not None:
-        config = load_config(args.config, args.overrides)
-    else:
+    if args.config is None and args.resume is None and not args.overrides:
+        raise ValueError(
+            "give --config FILE and/or key=value overrides (or --resume RUN_DIR to continue a run)"
+        )
+    if args.resume is not None and args.config is None:
         run_dir, _ = resolve_resume(args.resume)
         config = load_run_config(run_dir, args.overrides)
+    else:  # a config file, or the defaults changed by the overrides alone
+        config = load_config(args.config, args.overrides)
     if args.print_config:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
@@ -87,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     if result.global_zero:  # under DDP every process gets here; one reports
         print(f"run directory: {result.run_dir}")
         for key, value in sorted(result.metrics.items()):
-            print(f"  {key}: {value:.4f}")
+            print(f"  {key}: {metric_text(key, value)}")
     return 0

@@ -1,6 +1,6 @@
 """How good a clustering is for contrastive learning: plug-in information measures in bits.
 
-The paper's analysis (Tsai et al., ICLR 2022, sec. 3 of ``paper-notes.md``): clusters Z help
+The paper's analysis (Tsai et al., ICLR 2022, docs/method.md §3): clusters Z help
 a downstream task with labels T when I(Z;T) is high (they tell about the label) and H(Z|T) is
 low (they do not split a label into many clusters). Everything is a plug-in estimate from
 counts over the rows given, which is what the official statistics files report.
@@ -112,10 +112,11 @@ def cluster_metrics(z: Any, t: Any = None, *, ami: bool = True) -> dict[str, flo
             "num_labels": float(n_labels),
             "h_t": h_t,
             "h_zt": h_zt,
-            "h_z_given_t": h_zt - h_t,
-            "h_t_given_z": h_zt - h_z,
-            "i_zt": h_z + h_t - h_zt,
-            "i_zt_over_h_t": (h_z + h_t - h_zt) / h_t if h_t > 0 else float("nan"),
+            # Clamped at 0: rounding can leave -1e-16, printed as -0.0000.
+            "h_z_given_t": max(h_zt - h_t, 0.0),
+            "h_t_given_z": max(h_zt - h_z, 0.0),
+            "i_zt": max(h_z + h_t - h_zt, 0.0),
+            "i_zt_over_h_t": max(h_z + h_t - h_zt, 0.0) / h_t if h_t > 0 else float("nan"),
             "nmi": float(normalized_mutual_info_score(tc, zc)),
         }
     )

@@ -1,4 +1,4 @@
-"""Two-view augmentation of paper-notes §4, batched on tensors or per sample (torchvision v2).
+"""Two-view augmentation of docs/method.md §4, batched on tensors or per sample (torchvision v2).
 
 Images held in an array (in memory or a prepared array on disk) are augmented as whole
 batches after they reach the device (:class:`BatchAugment`: one ``affine_grid``/

@@ -23,7 +23,7 @@ CLASSES: tuple[str, ...] = (
     "Bag",
     "Ankle boot",
 )
-#: Label -> level-2 group (6 groups): paper-notes §7.
+#: Label -> level-2 group (6 groups): docs/method.md §7.
 LEVEL2: tuple[str, ...] = (
     "tops",
     "bottoms",

@@ -99,10 +99,27 @@ def load_source(name: str, **options: Any) -> ImageSource:
         >>> src.images.shape
         (100, 3, 16, 16)
     """
+    return check_source_options(name, options)(**options)
+
+
+def check_source_options(name: str, options: dict[str, Any]) -> SourceLoader:
+    """The loader of source ``name``, after checking ``options`` against its signature.
+
+    Run when a config loads (and again by :func:`load_source`), so a typo or a missing
+    required option fails at ``--print-config`` with the valid options, never as a raw
+    ``TypeError`` once training starts.
+
+    Examples:
+        >>> check_source_options("table", {"image_root": "img"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: dataset 'table' needs data.options.table (e.g. data.options.table=...); ...
+    """
     _import_builtins()
     if name not in _REGISTRY:
         raise ValueError(
-            f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(_REGISTRY))}"
+            f"unknown dataset {name!r} (data.dataset); valid datasets: "
+            f"{', '.join(sorted(_REGISTRY))}"
         )
     loader = _REGISTRY[name]
     params = inspect.signature(loader).parameters
@@ -112,7 +129,19 @@ def load_source(name: str, **options: Any) -> ImageSource:
             f"unknown option(s) {', '.join(unknown)} for dataset {name!r} (data.options); "
             f"valid options: {', '.join(params)}"
         )
-    return loader(**options)
+    required = [
+        key
+        for key, param in params.items()
+        if param.default is inspect.Parameter.empty
+        and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+        and key not in options
+    ]
+    if required:
+        raise ValueError(
+            f"dataset {name!r} needs data.options.{', data.options.'.join(required)} "
+            f"(e.g. data.options.{required[0]}=...); valid options: {', '.join(params)}"
+        )
+    return loader
 
 
 def _import_builtins() -> None:
@@ -233,7 +262,8 @@ def _decode_all(paths: list[Path], channels: int, size: int) -> tuple[np.ndarray
 
     images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
     ok = np.ones(len(paths), dtype=bool)
-    for row, path in enumerate(tqdm(paths, desc="caching images", unit="img")):
+    # disable=None: a bar on a terminal only; in a log file its redraws become fragments.
+    for row, path in enumerate(tqdm(paths, desc="caching images", unit="img", disable=None)):
         try:
             images[row] = decode_resized(path, channels, size, row=row).numpy()
         except ValueError:

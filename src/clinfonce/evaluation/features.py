@@ -72,7 +72,9 @@ def extract_features(
                 data, batch_size=batch_size, shuffle=False, num_workers=num_workers
             )
         total = len(batches)  # type: ignore[arg-type]
-        for batch in tqdm(batches, total=total, desc=desc, unit="batch", disable=desc is None):
+        # None: a bar on a terminal only; in a log file its redraws become fragments.
+        disable = True if desc is None else None
+        for batch in tqdm(batches, total=total, desc=desc, unit="batch", disable=disable):
             features.append(embed(batch["image"]).float().cpu())
             if "label" in batch:
                 labels.append(batch["label"].cpu())

@@ -237,7 +237,7 @@ def sgd_probe(
     ``None`` uses the images as the dataset gives them (files augmented by the dataset's
     own transform). The encoder runs in eval mode without gradients; only the layer learns,
     with cross-entropy, SGD (momentum) and a per-step cosine learning rate from ``lr`` to 0
-    (paper-notes §4: 100 epochs, lr 0.3, batch 128).
+    (docs/method.md §4: 100 epochs, lr 0.3, batch 128).
 
     Args:
         embed: images -> ``[B, D]`` features.

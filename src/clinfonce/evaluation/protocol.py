@@ -4,7 +4,7 @@ The data come from the run's config (or another config): the same source, label 
 eval view as in training, but every training-split row (``data.train_subset`` is ignored,
 the probe sees the whole training set). The test rows are ``monitor.split`` (``test``) or,
 when the data have no such split, the same seeded hold-out the training monitor used.
-Features are the encoder's output (before the projection head, paper-notes §1) of the
+Features are the encoder's output (before the projection head, docs/method.md §1) of the
 un-augmented eval view.
 """
 
@@ -25,6 +25,7 @@ import torch
 from clinfonce.clusters.io import atomic_write
 from clinfonce.data.augment import AugmentParams, BatchAugment, view_transform
 from clinfonce.data.prepare import ClustersConfig, PreparedData, prepare_data
+from clinfonce.data.sources import ImageSource
 from clinfonce.evaluation.cluster_views import embedding_kmeans, tsne_plot
 from clinfonce.evaluation.features import extract_features
 from clinfonce.evaluation.knn import knn_evaluate
@@ -118,12 +119,14 @@ def evaluation_data(
     train_split: str | None = None,
     test_split: str | None = None,
     holdout: bool = True,
+    source: ImageSource | None = None,
 ) -> PreparedData:
     """The run's data for evaluation: all training-split rows, and held-out test rows.
 
     ``monitor_rows`` of the result are the labelled ``test_split`` rows, or (without that
     split, when ``holdout``) the training monitor's seeded hold-out, removed from the
-    training rows exactly as in training.
+    training rows exactly as in training. ``source``: the already loaded data (else loaded
+    from ``config.data``).
     """
     data = dataclasses.replace(
         config.data,
@@ -136,6 +139,7 @@ def evaluation_data(
         monitor_split=(test_split or config.monitor.split) if holdout else None,
         holdout_fraction=config.monitor.holdout_fraction if holdout else 0.0,
         seed=config.train.seed,
+        source=source,
     )
 
 
@@ -243,6 +247,7 @@ def evaluate_run(
     device: torch.device | str = "cpu",
     log: Log = print,
     progress: bool = False,
+    source: ImageSource | None = None,
 ) -> dict[str, Any]:
     """Linear probe, weighted kNN and cluster views of a loaded checkpoint.
 
@@ -254,6 +259,7 @@ def evaluate_run(
         device: where features, kNN and the SGD probe are computed.
         log: receives one-line progress messages.
         progress: progress bars for the feature extraction.
+        source: the already loaded data (default: loaded from the run's config).
 
     Returns:
         A JSON-ready dict: ``knn`` (``{k: {"top1", "top5"}}``), ``linear``
@@ -278,7 +284,7 @@ def evaluate_run(
         tick = time.perf_counter()
 
     prepared = evaluation_data(
-        config, train_split=settings.train_split, test_split=settings.test_split
+        config, train_split=settings.train_split, test_split=settings.test_split, source=source
     )
     train_rows, test_rows, test_from = _evaluation_rows(config, prepared, settings)
 
@@ -487,6 +493,7 @@ def embed_run(
     device: torch.device | str = "cpu",
     log: Log = print,
     progress: bool = False,
+    source: ImageSource | None = None,
 ) -> dict[str, Any]:
     """Write the encoder features of a dataset's rows: ``embeddings.npy``, ``index.csv``,
     ``embeddings.json``.
@@ -505,6 +512,7 @@ def embed_run(
         device: where the encoder runs.
         log: receives one-line progress messages.
         progress: show a progress bar.
+        source: the already loaded data (default: loaded from the run's config).
 
     Returns:
         The sidecar's content (paths, counts, dimension, checkpoint, data settings).
@@ -515,7 +523,7 @@ def embed_run(
         ... # doctest: +SKIP
     """
     config = run.config
-    prepared = evaluation_data(config, holdout=False)
+    prepared = evaluation_data(config, holdout=False, source=source)
     table = prepared.source.table
     split_column = config.data.split_column
     split = (

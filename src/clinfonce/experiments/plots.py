@@ -17,7 +17,8 @@ import pandas as pd
 _ACCURACIES = (("linear_top1", "linear probe"), ("knn_top1", "kNN"))
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (works without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,7 +42,7 @@ def accuracy_plot(summary: pd.DataFrame, path: str | Path, title: str) -> Path:
         >>> accuracy_plot(s, "accuracy.png", "demo")  # doctest: +SKIP
         PosixPath('accuracy.png')
     """
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     x = np.arange(len(summary))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(summary) + 2), 4))
@@ -85,7 +86,7 @@ def sweep_plot(
             accuracy panel at the matching x values, dotted (e.g. a combined objective).
         x_label: the x axis' name.
     """
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     x = np.arange(len(sweep))
     ticks = [str(v) for v in sweep["x"]]

@@ -11,7 +11,7 @@ For ``N`` samples with ``V`` views each, ``u`` the (L2-normalised) embeddings an
   positives (a singleton cluster with one view) are left out, not counted as zero.
 
 Every sample its own cluster gives SimCLR's NT-Xent; clusters equal to the labels give
-SupCon. See ``paper-notes.md`` section 1.
+SupCon. See docs/method.md §1.
 
 How it stays fast and lean: nothing of size ``(N*V)^2`` is built except one block of
 logits at a time inside :func:`~clinfonce.losses.logsumexp.masked_logsumexp` (the

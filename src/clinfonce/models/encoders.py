@@ -11,7 +11,7 @@ from torch import nn
 class SmallCNN(nn.Module):
     """Four conv3x3-BN-ReLU blocks, max-pool after the first two, global average pool.
 
-    The paper-notes §8 CPU reference encoder: widths 16, 32, 64, 128 give a 128-d feature.
+    The docs/method.md §8 encoder: widths 16, 32, 64, 128 give a 128-d feature.
 
     Examples:
         >>> SmallCNN(in_channels=1)(torch.zeros(2, 1, 28, 28)).shape

@@ -1,4 +1,4 @@
-"""Projection heads (paper-notes §1): the loss reads the head, evaluation reads the encoder."""
+"""Projection heads (docs/method.md §1): the loss reads the head, evaluation reads the encoder."""
 
 from __future__ import annotations
 

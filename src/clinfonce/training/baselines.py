@@ -1,4 +1,4 @@
-"""Baselines that use the same auxiliary information as Cl-InfoNCE (paper-notes §5).
+"""Baselines that use the same auxiliary information as Cl-InfoNCE (docs/method.md §5).
 
 All three share the encoder, augmentation, optimiser and schedule of the contrastive methods
 (:class:`~clinfonce.training.base.EncoderModule`); only the head and the loss differ, and

@@ -22,6 +22,7 @@ import yaml
 from clinfonce.clusters.io import atomic_write
 from clinfonce.data.augment import AugmentParams
 from clinfonce.data.prepare import ClustersConfig, DataConfig, expand_clusters_shorthand
+from clinfonce.data.sources import check_source_options
 from clinfonce.training.method_options import (
     METHOD_TEMPERATURES,
     BaselineConfig,
@@ -147,7 +148,7 @@ class TermConfig:
 
 @dataclass
 class OptimConfig:
-    """The ``optim`` section (paper-notes §4 defaults).
+    """The ``optim`` section (docs/method.md §4 defaults).
 
     Attributes:
         name: ``sgd`` (Nesterov) or ``adamw``.
@@ -307,6 +308,7 @@ def validate(cfg: ExperimentConfig) -> None:
     workers = cfg.train.num_workers
     if workers != "auto" and (not isinstance(workers, int) or workers < 0):
         raise ValueError(f"train.num_workers must be a count >= 0 or auto, got {workers!r}")
+    check_source_options(cfg.data.dataset, cfg.data.options)
     if cfg.optim.name not in ("sgd", "adamw"):
         raise ValueError(f"optim.name must be sgd or adamw, got {cfg.optim.name!r}")
     positive = {
@@ -496,6 +498,50 @@ def load_config(
         return config_from_dict(values, overrides)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}" if path is not None else str(exc)) from None
+
+
+#: ``data.options`` keys of the built-in sources that name files or folders.
+PATH_OPTIONS: tuple[str, ...] = (
+    "table",
+    "image_root",
+    "arrays",
+    "root",
+    "images_dir",
+    "prepare_dir",
+)
+
+
+def with_absolute_paths(config: ExperimentConfig) -> ExperimentConfig:
+    """The config with its relative file paths made absolute (against the working folder).
+
+    A run directory's ``config.yaml`` must work from anywhere: ``clinfonce embed`` and
+    ``evaluate`` are often run from another folder than the training. Covers the path
+    options of ``data.options`` (:data:`PATH_OPTIONS`), the clusterings' ``assignment``
+    files and a hierarchy builder's ``parents`` file.
+
+    Examples:
+        >>> cfg = config_from_dict({"data": {"dataset": "table",
+        ...                                  "options": {"table": "meta.csv"}}})
+        >>> Path(with_absolute_paths(cfg).data.options["table"]).is_absolute()
+        True
+    """
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            return str(Path(value).absolute())
+        return value
+
+    values = config.to_dict()
+    options = values["data"]["options"]
+    for key in PATH_OPTIONS:
+        if key in options:
+            options[key] = absolute(options[key])
+    clusters = values["clusters"]
+    for spec in [clusters, *clusters["named"].values()]:
+        spec["assignment"] = absolute(spec["assignment"])
+        if spec["builder"] == "hierarchy" and "parents" in spec["params"]:
+            spec["params"]["parents"] = absolute(spec["params"]["parents"])
+    return config_from_dict(values)
 
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:

@@ -1,6 +1,6 @@
 """Cl-InfoNCE without auxiliary information: clusters of the model's own embedding.
 
-Method ``kmeans-clinfonce`` (paper-notes §2): after a SimCLR warm-up, at the start of every
+Method ``kmeans-clinfonce`` (docs/method.md §2): after a SimCLR warm-up, at the start of every
 n-th epoch :class:`KMeansReclustering` embeds the whole training set (eval transform, no
 gradient, L2-normalised projection-head output by default), runs spherical K-means for each
 configured K, and registers the ids on the module, where the objective's ``kmeans-<K>`` terms
@@ -52,7 +52,7 @@ def clustering_features(
     Args:
         module: the model (put in eval mode for the pass, restored afterwards).
         dataset: un-augmented samples (``image`` entries).
-        space: ``head`` (projection head ``head`` on the encoder output, paper-notes §2) or
+        space: ``head`` (projection head ``head`` on the encoder output, docs/method.md §2) or
             ``encoder``.
         head: the projection head read when ``space="head"``.
         batch_size: images per forward pass.

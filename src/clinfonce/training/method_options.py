@@ -1,6 +1,6 @@
 """Config sections of the K-means variant and the auxiliary-information baselines.
 
-``kmeans`` configures method ``kmeans-clinfonce`` (paper-notes §2: clusters of the model's own
+``kmeans`` configures method ``kmeans-clinfonce`` (docs/method.md §2: clusters of the model's own
 embedding, recomputed during training); ``baseline`` the extra heads of ``cmc-attributes``.
 The other baselines (``ce-clusters``, ``attribute-prediction``) read their targets from the
 ``clusters`` section and need no settings of their own. Kept apart from
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # both build on the config module, which includes this one
     from clinfonce.training.config import ExperimentConfig
     from clinfonce.training.objective import ObjectiveTerm
 
-#: Methods trained by :class:`clinfonce.training.baselines` modules (paper-notes §5).
+#: Methods trained by :class:`clinfonce.training.baselines` modules (docs/method.md §5).
 BASELINE_METHODS: tuple[str, ...] = ("ce-clusters", "attribute-prediction", "cmc-attributes")
 #: Methods that read attribute columns (``clusters.params.columns``).
 ATTRIBUTE_METHODS: tuple[str, ...] = ("attribute-prediction", "cmc-attributes")
@@ -139,7 +139,7 @@ def kmeans_terms(config: ExperimentConfig) -> list[ObjectiveTerm]:
 
 @dataclass
 class BaselineConfig:
-    """The ``baseline`` section: heads of the baselines of paper-notes §5.
+    """The ``baseline`` section: heads of the baselines of docs/method.md §5.
 
     ``ce-clusters`` and ``attribute-prediction`` put one linear layer on the encoder (the
     linear-probe architecture, so their features are trained for exactly what a probe

@@ -2,7 +2,7 @@
 
 The contrastive methods (SimCLR, SupCon, the Cl-InfoNCE presets, ``kmeans-clinfonce``) are
 :class:`~clinfonce.training.module.ContrastiveModule` with different objective terms; the
-baselines of paper-notes §5 have modules of their own
+baselines of docs/method.md §5 have modules of their own
 (:mod:`clinfonce.training.baselines`). :func:`build_module` makes the module a run trains,
 :func:`module_from_checkpoint` the one a checkpoint holds, whatever its method.
 """

@@ -18,6 +18,7 @@ Run directory (``output.dir/output.name``)::
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -56,7 +57,13 @@ from clinfonce.training.checkpointing import (
     read_run_id,
     stop_gracefully,
 )
-from clinfonce.training.config import ExperimentConfig, TrainConfig, load_config, save_config
+from clinfonce.training.config import (
+    ExperimentConfig,
+    TrainConfig,
+    load_config,
+    save_config,
+    with_absolute_paths,
+)
 from clinfonce.training.distributed import (
     DistributedBatchSampler,
     has_idle_parameters,
@@ -66,6 +73,35 @@ from clinfonce.training.methods import build_module, method_callbacks
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
 
 CONFIG_FILE = "config.yaml"
+
+
+class _LightningNotices(logging.Filter):
+    """Drops Lightning's hardware inventory ("GPU available: False, used: False") and its
+    advertising tips: noise in every run's output that says nothing about the run."""
+
+    DROPPED = ("GPU available: ", "TPU available: ", "HPU available: ", "\N{ELECTRIC LIGHT BULB}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.DROPPED)
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_LightningNotices())
+
+
+def metric_text(key: str, value: float) -> str:
+    """A logged metric for people: the learning rate in scientific notation (it ends near
+    zero, where four decimals print ``0.0000``), others with four decimals, never ``-0.0000``.
+
+    Examples:
+        >>> metric_text("lr", 2e-06), metric_text("train/loss", -1e-9)
+        ('2.000e-06', '0.0000')
+    """
+    if key == "lr" or key.endswith("/lr"):
+        return f"{value:.3e}"
+    text = f"{value:.4f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 #: Entries that mark a directory as a run directory, which ``output.overwrite`` may clear.
 RUN_MARKERS: tuple[str, ...] = (RUN_FILE, CONFIG_FILE, "checkpoints", "logs", "summary.json")
@@ -133,8 +169,8 @@ def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> P
         raise ValueError(
             f"run directory {run_dir} is not empty (it holds {present[0].name}"
             f"{f' and {len(present) - 1} more' if len(present) > 1 else ''}); continue it with "
-            f"--resume {run_dir}, pick another output.name, or set output.overwrite=true to "
-            "delete it and start again"
+            f"`clinfonce train --resume {run_dir}`, pick another output.name (`clinfonce run`: "
+            "--out), or set output.overwrite=true to delete it and start again"
         )
     if present and not any((run_dir / name).exists() for name in RUN_MARKERS):
         raise ValueError(
@@ -236,6 +272,7 @@ def train(
         >>> result.metrics["monitor/knn_top1"]  # doctest: +SKIP
         0.41
     """
+    config = with_absolute_paths(config)  # config.yaml must work from any folder
     checkpoint: Path | None = None
     if (
         resume is None
@@ -420,21 +457,26 @@ def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:
 
 
 class EpochLines(Callback):
-    """One progress line per epoch (global rank zero) where no progress bar can draw."""
+    """Progress lines (global rank zero) where no progress bar can draw: one per epoch, or
+    every n-th epoch so that a long run prints at most :attr:`MAX_LINES` of them."""
+
+    MAX_LINES = 20
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
+        epochs = trainer.max_epochs or 1
+        every = -(-epochs // self.MAX_LINES)
+        done = trainer.current_epoch + 1
+        if not trainer.is_global_zero or (done % every and done != epochs):
             return
-        seconds = time.perf_counter() - self._start
-        left = seconds * (trainer.max_epochs or 0) - seconds * (trainer.current_epoch + 1)
+        seconds = time.perf_counter() - self._start  # this epoch's
         metrics = trainer.callback_metrics
-        shown = [f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()) if k != "lr"]
+        shown = [f"{k} {metric_text(k, float(v))}" for k, v in sorted(metrics.items()) if k != "lr"]
         print(
-            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(shown)} "
-            f"({seconds:.0f} s, about {max(left, 0.0):.0f} s left)",
+            f"epoch {done}/{epochs}: {', '.join(shown)} "
+            f"({seconds:.0f} s, about {seconds * (epochs - done):.0f} s left)",
             flush=True,
         )
 

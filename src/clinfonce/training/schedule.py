@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warm-up then cosine decay (paper-notes §4)."""
+"""Learning-rate schedule: linear warm-up then cosine decay (docs/method.md §4)."""
 
 from __future__ import annotations
 

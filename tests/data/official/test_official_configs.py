@@ -1,4 +1,4 @@
-"""Every config under configs/ loads; the official ones follow paper-notes §4 and fit the data."""
+"""Every config under configs/ loads; the official ones follow docs/method.md §4 and fit."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_official_settings(dataset: str, method: str, tmp_path: Path) -> None:
     assert "root" not in config.data.options
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         load_source(dataset, root=str(tmp_path / "absent"), **config.data.options)
-    # paper-notes §1 and §4, shared by every dataset.
+    # docs/method.md §1 and §4, shared by every dataset.
     assert (config.model.encoder, config.model.head_hidden, config.model.head_out) == (
         "resnet50",
         2048,
@@ -83,7 +83,7 @@ def test_official_settings(dataset: str, method: str, tmp_path: Path) -> None:
 
 
 def test_official_granularities() -> None:
-    # paper-notes §2-§4: ImageNet-100 at WordNet level 12; attribute k with known official K.
+    # docs/method.md §2-§4: ImageNet-100 at WordNet level 12; attribute k with known official K.
     imagenet = official("imagenet100", "clinfonce").clusters
     assert (imagenet.builder, imagenet.params) == ("column", {"column": "level_12"})
     for dataset, k in (("ut-zappos50k", 10), ("cub-200-2011", 10), ("wider-attribute", 7)):

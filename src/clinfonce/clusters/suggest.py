@@ -1,0 +1,475 @@
+"""Which auxiliary information to cluster by: rank candidate sources before training.
+
+Each candidate (a column, the joint value of the top-k attributes, a hierarchy level, a
+set of top tags) becomes cluster ids over the table's rows and is judged in two steps:
+
+1. Without labels: K, the cluster sizes and the expected number of *in-batch positives*
+   per anchor at the training batch size. With none the Cl-InfoNCE loss has no positive
+   pairs between samples and degenerates to SimCLR (too fine); when nearly the whole batch
+   is positive the loss can no longer tell samples apart (too coarse).
+2. Where some rows carry labels: I(Z;T), H(Z|T) and I(Z;T)/H(T) on those rows, corrected
+   for the small-sample bias (the mean over label permutations is subtracted), with
+   bootstrap intervals. A permutation test marks sources that tell nothing about the
+   labels (a collector, a batch number): they rank last, since pure Cl-InfoNCE on such
+   clusters pulls apart what the labels share.
+
+Candidates are scored by ``(I(Z;T) - H(Z|T)) / H(T)``: information about the labels, minus
+how much the clusters split the label classes (docs/method.md explains the trade-off).
+
+Without any label, an embedding of the rows (from an instance-discrimination model such as
+SimCLR, or even an untrained encoder) gives a label-free signal: how much more often a
+sample's nearest neighbours share its cluster than chance (:func:`neighbour_lift`). On
+Fashion-MNIST it put the label, level-2 and level-1 groups at 5.4, 3.2 and 1.8 and random
+columns at 1.0 (docs/method.md §10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clinfonce.clusters._codes import dense_rank, encode_labels
+from clinfonce.clusters.builders import run_builder
+from clinfonce.clusters.metrics import cluster_metrics, entropy_bits
+
+#: I(Z;T)/H(T) below this: clusters much coarser than (or unrelated to) the labels, where
+#: pure Cl-InfoNCE can fall below SimCLR; the combined objective is the safer choice.
+LOW_INFORMATION_RATIO = 0.5
+#: Fewer expected in-batch positives per anchor than this: clusters too fine.
+MIN_POSITIVES = 0.5
+#: More than this share of the batch positive for an anchor: clusters too coarse.
+MAX_POSITIVE_SHARE = 0.5
+#: Joints of the top-k attributes are tried up to this k.
+MAX_JOINT = 4
+#: Top tags tried for a tag column.
+TAG_KS: tuple[int, ...] = (1, 2, 4, 8)
+_PERMUTATIONS = 100
+_BOOTSTRAPS = 200
+_P_VALUE = 0.05
+#: Neighbour lift at or below this: the clusters ignore what the embedding sees (random
+#: columns measured 0.99-1.01, useful sources 1.8 and more).
+MIN_LIFT = 1.2
+_LIFT_NEIGHBOURS = 20
+_LIFT_ROWS = 4000
+
+
+@dataclass
+class Candidate:
+    """One way of turning auxiliary information into clusters.
+
+    Attributes:
+        name: how reports call it, e.g. ``colour`` or ``colour+size``.
+        clusters: the ``clusters`` config section that builds it (builder + params).
+        ids: cluster id per table row.
+    """
+
+    name: str
+    clusters: dict[str, Any]
+    ids: np.ndarray
+
+
+@dataclass
+class Assessment:
+    """A candidate's numbers and verdict.
+
+    Attributes:
+        candidate: what was assessed.
+        k: number of clusters.
+        size_median: median cluster size.
+        size_max_share: share of the rows in the largest cluster.
+        positives: expected other samples of the anchor's cluster in a batch.
+        positive_share: ``positives`` over the batch's other samples.
+        usable: positives neither too few nor too many.
+        why: a few words on the verdict.
+        labelled: rows with a label the information numbers were measured on.
+        i_zt: bias-corrected I(Z;T) in bits (``nan`` without labels).
+        h_z_given_t: bias-corrected H(Z|T) in bits.
+        ratio: ``i_zt / H(T)`` and its bootstrap interval (``ratio_low``, ``ratio_high``).
+        score: ``(I(Z;T) - H(Z|T)) / H(T)``, the ranking key with labels.
+        informative: the permutation test found information about the labels (``None``:
+            no labels).
+        lift: neighbour lift in an embedding (``nan`` without one).
+    """
+
+    candidate: Candidate
+    k: int
+    size_median: float
+    size_max_share: float
+    positives: float
+    positive_share: float
+    usable: bool
+    why: str
+    labelled: int = 0
+    i_zt: float = float("nan")
+    h_z_given_t: float = float("nan")
+    ratio: float = float("nan")
+    ratio_low: float = float("nan")
+    ratio_high: float = float("nan")
+    score: float = float("nan")
+    informative: bool | None = None
+    lift: float = float("nan")
+
+
+@dataclass
+class Suggestion:
+    """The ranked candidates and the recommendation.
+
+    Attributes:
+        ranked: best first.
+        batch_size: the batch size the positives were counted at.
+        method: recommended ``method.name``: ``clinfonce`` or ``clinfonce-plus-simclr``.
+        reason: why that source and that objective, in a sentence or two.
+        skipped: columns that could not be candidates, with the reason.
+    """
+
+    ranked: list[Assessment]
+    batch_size: int
+    method: str
+    reason: str
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def best(self) -> Assessment:
+        return self.ranked[0]
+
+
+def expected_positives(ids: np.ndarray, batch_size: int) -> float:
+    """Expected number of other samples of an anchor's cluster in a uniformly drawn batch.
+
+    Examples:
+        >>> expected_positives(np.array([0, 0, 1, 1]), 3)
+        0.6666666666666666
+        >>> expected_positives(np.arange(10), 8)
+        0.0
+    """
+    n = len(ids)
+    if n < 2:
+        return 0.0
+    sizes = np.bincount(dense_rank(np.asarray(ids, dtype=np.int64))[0]).astype(np.float64)
+    pair_share = float(np.sum(sizes * (sizes - 1)) / (n * (n - 1)))
+    return (batch_size - 1) * pair_share
+
+
+def neighbour_lift(
+    embeddings: np.ndarray, ids: np.ndarray, k: int = _LIFT_NEIGHBOURS, seed: int = 0
+) -> float:
+    """How much more often a row's ``k`` nearest neighbours (cosine) share its cluster than
+    two random rows do: 1 for clusters the embedding knows nothing of, more when they agree.
+
+    Computed on at most 4000 seeded rows.
+
+    Examples:
+        >>> x = np.array([[1.0, 0], [1, 0.1], [0, 1], [0.1, 1]])
+        >>> neighbour_lift(x, np.array([0, 0, 1, 1]), k=1)
+        3.0
+    """
+    rows = np.arange(len(ids))
+    if len(rows) > _LIFT_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, _LIFT_ROWS, replace=False))
+    z = dense_rank(np.asarray(ids, dtype=np.int64)[rows])[0]
+    x = np.asarray(embeddings, dtype=np.float32)[rows]
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    similarity = x @ x.T
+    np.fill_diagonal(similarity, -np.inf)
+    k = min(k, len(z) - 1)
+    neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    same = float(np.mean(z[neighbours] == z[:, None]))
+    sizes = np.bincount(z).astype(np.float64)
+    chance = float(np.sum(sizes * (sizes - 1)) / (len(z) * (len(z) - 1)))
+    return same / chance if chance > 0 else float("nan")
+
+
+def _mutual_information(z: np.ndarray, t: np.ndarray, n_labels: int) -> float:
+    h_z = entropy_bits(np.bincount(z))
+    h_t = entropy_bits(np.bincount(t))
+    return h_z + h_t - entropy_bits(np.bincount(z * n_labels + t))
+
+
+def _label_numbers(ids: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+    """Bias-corrected information numbers of ``ids`` about ``labels`` (codes, all known)."""
+    z = dense_rank(ids)[0]
+    n_labels = int(labels.max()) + 1
+    h_t = entropy_bits(np.bincount(labels))
+    h_z = entropy_bits(np.bincount(z))
+    observed = _mutual_information(z, labels, n_labels)
+    null = np.array(
+        [_mutual_information(z, rng.permutation(labels), n_labels) for _ in range(_PERMUTATIONS)]
+    )
+    bias = float(null.mean())
+    i_zt = max(observed - bias, 0.0)
+    p_value = (1 + np.sum(null >= observed - 1e-12)) / (1 + _PERMUTATIONS)
+    ratios = []
+    for _ in range(_BOOTSTRAPS):
+        pick = rng.integers(0, len(z), len(z))
+        zb, tb = dense_rank(z[pick])[0], dense_rank(labels[pick])[0]
+        h_tb = entropy_bits(np.bincount(tb))
+        if h_tb > 0:
+            ratios.append(max(_mutual_information(zb, tb, int(tb.max()) + 1) - bias, 0.0) / h_tb)
+    low, high = np.quantile(ratios, [0.05, 0.95]) if ratios else (float("nan"),) * 2
+    h_z_given_t = max(h_z - i_zt, 0.0)
+    return {
+        "labelled": len(z),
+        "i_zt": i_zt,
+        "h_z_given_t": h_z_given_t,
+        "ratio": i_zt / h_t if h_t > 0 else float("nan"),
+        "ratio_low": float(low),
+        "ratio_high": float(high),
+        "score": (i_zt - h_z_given_t) / h_t if h_t > 0 else float("nan"),
+        "informative": bool(p_value <= _P_VALUE),
+    }
+
+
+def assess(
+    candidate: Candidate,
+    batch_size: int,
+    labels: np.ndarray | None = None,
+    *,
+    embeddings: np.ndarray | None = None,
+    seed: int = 0,
+) -> Assessment:
+    """The numbers of one candidate; ``labels`` are codes per row, ``-1`` where unknown;
+    ``embeddings`` one row per table row, for the label-free :func:`neighbour_lift`."""
+    metrics = cluster_metrics(candidate.ids, ami=False)
+    n = len(candidate.ids)
+    positives = expected_positives(candidate.ids, batch_size)
+    share = positives / max(batch_size - 1, 1)
+    if positives < MIN_POSITIVES:
+        usable, why = False, f"too fine: {positives:.2f} positives per anchor (SimCLR-like)"
+    elif share > MAX_POSITIVE_SHARE:
+        usable, why = False, f"too coarse: {share:.0%} of the batch is positive"
+    else:
+        usable, why = True, f"{positives:.1f} positives per anchor"
+    result = Assessment(
+        candidate,
+        int(metrics["num_clusters"]),
+        metrics["size_median"],
+        metrics["size_max"] / n,
+        positives,
+        share,
+        usable,
+        why,
+    )
+    if embeddings is not None:
+        result.lift = neighbour_lift(embeddings, candidate.ids, seed=seed)
+        if not result.lift > MIN_LIFT:
+            result.why += "; no agreement with the embedding's neighbourhoods"
+    if labels is not None:
+        known = labels >= 0
+        if known.sum() >= 2 and len(np.unique(labels[known])) >= 2:
+            numbers = _label_numbers(
+                candidate.ids[known], dense_rank(labels[known])[0], np.random.default_rng(seed)
+            )
+            for key, value in numbers.items():
+                setattr(result, key, value)
+            if not result.informative:
+                result.why += "; no measurable information about the labels"
+    return result
+
+
+def _sort_key(item: Assessment) -> tuple[int, float, float]:
+    # Informative and usable first, then informative but badly sized, then the rest. Without
+    # labels, an embedding's neighbour lift stands in for the information, else nothing does.
+    informative = item.informative
+    if informative is None and np.isfinite(item.lift):
+        informative = item.lift > MIN_LIFT
+    group = (0 if item.usable else 1) if informative is not False else 2
+    score = item.score if np.isfinite(item.score) else 0.0
+    if item.informative is None and np.isfinite(item.lift):
+        score = item.lift
+    # Ties (no labels, no embedding): the source that distinguishes most (highest K) first.
+    return group, -score, -np.log2(max(item.k, 1))
+
+
+def candidates_from_table(
+    table: pd.DataFrame,
+    exclude: Sequence[str],
+    *,
+    columns: Sequence[str] | None = None,
+    hierarchy: tuple[str, str, Sequence[int]] | None = None,
+    tags: str | None = None,
+) -> tuple[list[Candidate], dict[str, str]]:
+    """Candidates of a table: each attribute column, joints of the top-k attributes (by
+    entropy, k up to :data:`MAX_JOINT`), hierarchy levels and top-k tag sets.
+
+    Args:
+        table: one row per sample.
+        exclude: columns that are not auxiliary information (path, id, label, split).
+        columns: the attribute columns to consider (default: all others).
+        hierarchy: ``(parents file, leaf column, levels)`` for hierarchy candidates.
+        tags: a tag column.
+
+    Returns:
+        The candidates and, for columns that could not be one, why.
+    """
+    from clinfonce.clusters.attributes import attribute_sweep
+
+    skipped: dict[str, str] = {}
+    found: list[Candidate] = []
+    names = list(columns) if columns is not None else [str(c) for c in table.columns]
+    usable_columns = []
+    for name in names:
+        if name in exclude or name == tags:
+            continue
+        clusters = {"builder": "attributes", "params": {"columns": [name]}}
+        try:
+            ids = run_builder(table, "attributes", columns=[name]).ids
+        except ValueError as exc:
+            skipped[name] = str(exc).split(";")[0]
+            continue
+        usable_columns.append(name)
+        found.append(Candidate(name, clusters, ids))
+    if len(usable_columns) > 1:
+        ks = list(range(2, min(MAX_JOINT, len(usable_columns)) + 1))
+        for _, ids, details in attribute_sweep(table, ks, columns=usable_columns):
+            used = list(details["attributes"])
+            clusters = {"builder": "attributes", "params": {"columns": used}}
+            found.append(Candidate("+".join(used), clusters, ids))
+    if hierarchy is not None:
+        parents, leaf, levels = hierarchy
+        for level in levels:
+            params = {"label_column": leaf, "parents": parents, "level": level}
+            clusters = {"builder": "hierarchy", "params": params}
+            ids = run_builder(table, "hierarchy", **params).ids
+            found.append(Candidate(f"hierarchy level {level}", clusters, ids))
+    if tags is not None:
+        for k in TAG_KS:
+            params = {"column": tags, "k": k}
+            try:
+                ids = run_builder(table, "tags", **params).ids
+            except ValueError:
+                break  # fewer tags than k: the larger k fail too
+            found.append(
+                Candidate(f"{tags} top-{k} tags", {"builder": "tags", "params": params}, ids)
+            )
+    if not found:
+        listing = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "none left"
+        raise ValueError(
+            f"no auxiliary column to cluster by (columns other than {', '.join(exclude)}: "
+            f"{listing}); add attribute columns, or pass --hierarchy or --tags"
+        )
+    return found, skipped
+
+
+def suggest(
+    table: pd.DataFrame,
+    exclude: Sequence[str],
+    *,
+    label_column: str | None = None,
+    batch_size: int = 256,
+    columns: Sequence[str] | None = None,
+    hierarchy: tuple[str, str, Sequence[int]] | None = None,
+    tags: str | None = None,
+    embeddings: np.ndarray | None = None,
+    seed: int = 0,
+) -> Suggestion:
+    """Rank the candidate sources of ``table`` and recommend one source and objective.
+
+    Args:
+        table: the rows training will use (one per sample).
+        exclude: columns that are not auxiliary information.
+        label_column: labels, where known (missing values are rows without a label).
+        batch_size: the training batch size (capped at the number of rows).
+        columns: attribute columns to consider (default: all but ``exclude``).
+        hierarchy: ``(parents file, leaf column, levels)``.
+        tags: a tag column.
+        embeddings: one row per table row (e.g. from ``clinfonce embed``), for the
+            label-free neighbour lift.
+        seed: seeds the permutations and bootstrap resamples.
+
+    Examples:
+        >>> t = pd.DataFrame({"group": [0, 0, 1, 1] * 25, "batch": [0, 1] * 50,
+        ...                   "label": [0, 0, 1, 1] * 25})
+        >>> s = suggest(t, ["label"], label_column="label", batch_size=32)
+        >>> [a.candidate.name for a in s.ranked], s.method
+        (['group', 'batch+group', 'batch'], 'clinfonce')
+    """
+    batch = min(batch_size, len(table))
+    if embeddings is not None and len(embeddings) != len(table):
+        raise ValueError(
+            f"the embeddings have {len(embeddings)} rows but the table {len(table)}; give one "
+            "embedding per table row, in table order"
+        )
+    found, skipped = candidates_from_table(
+        table, exclude, columns=columns, hierarchy=hierarchy, tags=tags
+    )
+    labels = None
+    if label_column is not None:
+        known = table[label_column].notna().to_numpy()
+        labels = np.full(len(table), -1, dtype=np.int64)
+        if known.any():
+            labels[known] = encode_labels(table.loc[known, label_column]).codes
+    ranked = sorted(
+        (assess(c, batch, labels, embeddings=embeddings, seed=seed) for c in found),
+        key=_sort_key,
+    )
+    method, reason = _recommend(ranked[0], labels is not None and bool((labels >= 0).any()))
+    return Suggestion(ranked, batch, method, reason, skipped)
+
+
+def _recommend(best: Assessment, has_labels: bool) -> tuple[str, str]:
+    name = best.candidate.name
+    if not has_labels and np.isfinite(best.lift):
+        return "clinfonce-plus-simclr", (
+            f"{name}: {best.why}; its clusters agree most with the embedding's neighbourhoods "
+            f"(lift {best.lift:.2f}, 1 = chance). Without labels the combined objective "
+            "(Cl-InfoNCE + InfoNCE) is the safe choice."
+        )
+    if not has_labels:
+        return "clinfonce-plus-simclr", (
+            f"{name}: {best.why}, the most distinct clusters (K = {best.k}) of the usable "
+            "sources. Without labels nothing tells whether a source is informative, so the "
+            "combined objective (Cl-InfoNCE + InfoNCE) is the safe choice."
+        )
+    if not best.informative:
+        return "clinfonce-plus-simclr", (
+            f"no source tells measurably about the labels; {name} is the least bad. The "
+            "combined objective keeps SimCLR's instance term, so it stays near SimCLR."
+        )
+    text = (
+        f"{name}: I(Z;T)/H(T) = {best.ratio:.2f} [{best.ratio_low:.2f}, {best.ratio_high:.2f}] "
+        f"at H(Z|T) = {best.h_z_given_t:.2f} bits (bias-corrected), {best.why}."
+    )
+    if best.usable and best.ratio_low >= LOW_INFORMATION_RATIO:
+        return "clinfonce", f"{text} Informative enough for pure Cl-InfoNCE."
+    return "clinfonce-plus-simclr", (
+        f"{text} Not clearly informative or well sized, so the combined objective "
+        "(Cl-InfoNCE + InfoNCE), which stays near SimCLR when the clusters mislead."
+    )
+
+
+def suggestion_markdown(suggestion: Suggestion) -> str:
+    """The ranking as a Markdown table, then the recommendation."""
+    with_labels = any(a.informative is not None for a in suggestion.ranked)
+    with_lift = any(np.isfinite(a.lift) for a in suggestion.ranked)
+    header = ["rank", "source", "K", "median size", "largest", "positives/anchor"]
+    if with_lift:
+        header.append("kNN lift")
+    if with_labels:
+        header += ["I(Z;T)", "H(Z|T)", "I(Z;T)/H(T) [90% CI]", "score"]
+    header.append("verdict")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for rank, a in enumerate(suggestion.ranked, 1):
+        row = [
+            str(rank),
+            a.candidate.name,
+            str(a.k),
+            f"{a.size_median:g}",
+            f"{a.size_max_share:.0%}",
+            f"{a.positives:.1f}",
+        ]
+        if with_lift:
+            row.append(f"{a.lift:.2f}")
+        if with_labels:
+            row += [
+                f"{a.i_zt:.3f}",
+                f"{a.h_z_given_t:.3f}",
+                f"{a.ratio:.2f} [{a.ratio_low:.2f}, {a.ratio_high:.2f}]",
+                f"{a.score:+.2f}",
+            ]
+        row.append(a.why)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,89 @@
+"""Ranking cluster sources before training: sizes first, then information about labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clinfonce.clusters.suggest import MIN_LIFT, expected_positives, suggest
+
+
+def _table(labelled: int, seed: int = 0) -> pd.DataFrame:
+    """600 rows, 10 classes; `group` is a coarsening of the label, `collector` and `batch`
+    are independent of it, `shelf` has 60 small groups, `file` is unique per row. Only
+    `labelled` rows keep a label."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 10, 600)
+    frame = pd.DataFrame(
+        {
+            "group": label // 3,
+            "collector": rng.choice(["ann", "bob", "cy", "dee"], 600),
+            "batch": rng.integers(0, 6, 600),
+            "file": [f"f{i}" for i in range(600)],
+            "shelf": np.arange(600) % 60,
+            "label": label.astype(float),
+        }
+    )
+    frame.loc[labelled:, "label"] = np.nan
+    return frame
+
+
+# With 30 labels the interval of I(Z;T)/H(T) reaches below 0.5: the safe combined objective.
+@pytest.mark.parametrize(
+    ("labelled", "method"), [(30, "clinfonce-plus-simclr"), (600, "clinfonce")]
+)
+def test_label_independent_columns_rank_last_once_a_few_labels_exist(
+    labelled: int, method: str
+) -> None:
+    found = suggest(_table(labelled), ["label"], label_column="label", batch_size=128)
+    names = [a.candidate.name for a in found.ranked]
+    assert names[0] == "group"
+    assert found.method == method
+    uninformative = [a.candidate.name for a in found.ranked if a.informative is False]
+    assert {"collector", "batch", "shelf"} <= set(uninformative)
+    assert found.skipped["file"].startswith("column 'file'")  # too many values to be one
+    assert names[-len(uninformative) :] == uninformative  # all of them at the bottom
+
+
+def test_too_fine_clusters_are_flagged_and_without_labels_the_combined_objective() -> None:
+    found = suggest(_table(0), ["label"], label_column=None, batch_size=16)
+    verdicts = {a.candidate.name: a for a in found.ranked}
+    assert verdicts["shelf"].why == "too fine: 0.23 positives per anchor (SimCLR-like)"
+    assert not verdicts["shelf"].usable
+    assert found.ranked[0].usable
+    assert found.method == "clinfonce-plus-simclr"
+    assert "Without labels" in found.reason
+
+
+def test_expected_positives_counts_same_cluster_samples_in_a_batch() -> None:
+    ids = np.repeat(np.arange(4), 25)  # 4 clusters of 25
+    assert expected_positives(ids, 100) == pytest.approx(99 * 24 / 99)
+
+
+def test_no_usable_column_is_an_error_naming_the_columns() -> None:
+    with pytest.raises(ValueError, match="no auxiliary column to cluster by"):
+        suggest(pd.DataFrame({"label": [1, 2], "x": [0.1, 0.25]}), ["label", "x"])
+
+
+def test_without_labels_an_embedding_ranks_sources_by_neighbour_lift() -> None:
+    table = _table(0)
+    rng = np.random.default_rng(2)
+    # An embedding that sees the label (as an image encoder sees what the classes look like).
+    label = np.random.default_rng(0).integers(0, 10, 600)
+    embeddings = np.eye(10)[label] + 0.3 * rng.standard_normal((600, 10))
+    found = suggest(table, ["label"], batch_size=128, embeddings=embeddings)
+    lifts = {a.candidate.name: a.lift for a in found.ranked}
+    assert found.ranked[0].candidate.name == "group"
+    assert lifts["group"] > 2.5
+    assert lifts["collector"] == pytest.approx(1.0, abs=0.15)
+    names = [a.candidate.name for a in found.ranked]
+    for useless in ("collector", "batch"):
+        assert lifts[useless] < MIN_LIFT
+        assert names.index(useless) > names.index("group")
+    assert found.ranked[names.index("collector")].why.endswith(
+        "no agreement with the embedding's neighbourhoods"
+    )
+    assert "lift" in found.reason
+    with pytest.raises(ValueError, match="the embeddings have 5 rows but the table 600"):
+        suggest(table, ["label"], embeddings=embeddings[:5])
