@@ -131,7 +131,7 @@ class LastCheckpoint(Checkpoint):
     def save(self, trainer: L.Trainer, epoch_batches: int) -> None:
         """Save the trainer's state, noting ``epoch_batches`` trained in the current epoch."""
         self._epoch_batches = epoch_batches
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # full state, said outright
 
     def on_train_batch_end(
         self,
