@@ -304,24 +304,6 @@ def _output_config(cell: Cell, run_dir: Path) -> Any:
     return dataclasses.replace(cell.config, output=output)
 
 
-def _untrained_module(cell: Cell, source: Any) -> Any:
-    """The encoder as initialised with the cell's seed (method and clusters do not matter:
-    only the ``model`` section shapes the encoder)."""
-    import lightning as L
-
-    from clinfonce.data.prepare import ClustersConfig, prepare_data
-    from clinfonce.training import config_from_dict
-    from clinfonce.training.methods import build_module
-
-    values = {k: v for k, v in cell.values.items() if k not in ("method", "clusters", "objective")}
-    config = config_from_dict({**values, "method": {"name": "simclr"}})
-    data = prepare_data(
-        config.data, ClustersConfig(), monitor_split=None, seed=config.train.seed, source=source
-    )
-    L.seed_everything(config.train.seed, verbose=False)
-    return build_module(config, data).eval()
-
-
 def _train_cell(
     cell: Cell, run_dir: Path, resume: bool, sources: _Sources, log: Log
 ) -> tuple[Any, dict[str, Any]]:
@@ -338,7 +320,9 @@ def _train_cell(
     _write_marker(run_dir, {**marker, "stage": "training"})
     start = time.perf_counter()
     if cell.run.untrained:
-        module, info = _untrained_module(cell, source), {}
+        from clinfonce.training.methods import untrained_encoder
+
+        module, info = untrained_encoder(cell.config, source), {}
     else:
         try:
             result = train(
@@ -367,7 +351,9 @@ def _evaluate_cell(
     start = time.perf_counter()
     config = _output_config(cell, run_dir)
     if module is None and cell.run.untrained:
-        module = _untrained_module(cell, None)
+        from clinfonce.training.methods import untrained_encoder
+
+        module = untrained_encoder(cell.config)
     if module is None:
         loaded = load_run(run_dir, which="last")
     else:

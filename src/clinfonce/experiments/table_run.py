@@ -410,17 +410,11 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
 
 def _untrained(config: ExperimentConfig, source: ImageSource) -> Any:
     """The encoder as initialised (same seed), as a loaded run: the floor to clear."""
-    import lightning as L
-
-    from clinfonce.data.prepare import ClustersConfig, prepare_data
     from clinfonce.training.load import LoadedRun
-    from clinfonce.training.methods import build_module
+    from clinfonce.training.methods import untrained_encoder
 
-    data = prepare_data(config.data, ClustersConfig(), monitor_split=None, source=source)
-    simclr = config_from_dict({**config.to_dict(), "method": {"name": "simclr"}, "clusters": {}})
-    L.seed_everything(config.train.seed, verbose=False)
-    module = build_module(simclr, data).eval()
-    return LoadedRun(Path("untrained.ckpt"), None, simclr, module)
+    module = untrained_encoder(config, source)
+    return LoadedRun(Path("untrained.ckpt"), None, module.cfg, module)
 
 
 def _training_curves(run_dirs: dict[str, Path], path: Path) -> Path | None:

@@ -87,6 +87,31 @@ def build_module(config: ExperimentConfig, data: PreparedData) -> EncoderModule:
     return contrastive
 
 
+def untrained_encoder(config: ExperimentConfig, source: Any = None) -> EncoderModule:
+    """The encoder as initialised with ``config``'s seed, in eval mode: the floor every
+    method must clear. Method and clusters do not matter, only the ``model`` section (and
+    the data's channels and statistics) shapes it.
+
+    Args:
+        config: the run's config.
+        source: already loaded data (skips loading ``config.data``).
+    """
+    import lightning as L
+
+    from clinfonce.data.prepare import ClustersConfig, prepare_data
+    from clinfonce.training.config import config_from_dict
+
+    values = {
+        k: v for k, v in config.to_dict().items() if k not in ("method", "clusters", "objective")
+    }
+    simclr = config_from_dict({**values, "method": {"name": "simclr"}})
+    data = prepare_data(
+        simclr.data, ClustersConfig(), monitor_split=None, seed=simclr.train.seed, source=source
+    )
+    L.seed_everything(simclr.train.seed, verbose=False)
+    return build_module(simclr, data).eval()
+
+
 def method_callbacks(
     config: ExperimentConfig, data: PreparedData, run_dir: str | Path | None = None
 ) -> list[Callback]:
