@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import clinfonce.evaluation.protocol as protocol
+import clinfonce.experiments.evaluate as evaluate
 import clinfonce.training as training
 import clinfonce.training.load as load
 from clinfonce.experiments import (
@@ -81,7 +81,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
     fake = Fakes()
     monkeypatch.setattr(training, "train", fake.train)
     monkeypatch.setattr(load, "load_run", fake.load_run)
-    monkeypatch.setattr(protocol, "evaluate_run", fake.evaluate)
+    monkeypatch.setattr(evaluate, "evaluate_run", fake.evaluate)
     return fake
 
 

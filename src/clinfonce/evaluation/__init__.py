@@ -1,8 +1,9 @@
 """Evaluation of frozen encoders: features, weighted kNN, linear probes, cluster views.
 
-Whole checkpoints are evaluated (and embedded) by :mod:`clinfonce.evaluation.protocol`,
-which this package does not import eagerly: it loads training code, and training's online
-monitor imports this package.
+This is the measuring core: it knows tensors and datasets, not runs or configs, so training
+(whose online monitor uses the kNN) can import it. Evaluating or embedding a whole finished
+run lives above training, in :mod:`clinfonce.experiments.evaluate` and
+:mod:`clinfonce.experiments.embed`.
 
 Examples:
     >>> import torch
@@ -13,7 +14,7 @@ Examples:
 """
 
 from clinfonce.evaluation.cluster_views import embedding_kmeans, tsne_plot
-from clinfonce.evaluation.features import eval_mode, extract_features
+from clinfonce.evaluation.features import eval_mode, extract_features, resolve_device
 from clinfonce.evaluation.knn import knn_accuracy, knn_evaluate, knn_predict
 from clinfonce.evaluation.linear import (
     DEFAULT_CS,
@@ -35,6 +36,7 @@ __all__ = [
     "knn_predict",
     "linear_probe",
     "logistic_probe",
+    "resolve_device",
     "sgd_probe",
     "topk_accuracy",
     "topk_correct",

@@ -4,7 +4,8 @@ An experiment file (see :mod:`clinfonce.experiments.spec`) names a base training
 runs (each a set of config overrides, or a sweep over one key) and the seeds;
 :func:`run_experiment` trains and evaluates every cell (resuming after an interruption) and
 writes ``results.csv``, a Markdown table of mean ± std over seeds with the "gap closed"
-column, and plots. ``clinfonce experiment`` is its command line.
+column, and plots. ``clinfonce experiment`` is its command line. The same package evaluates
+(:func:`evaluate_run`) and embeds (:func:`embed_run`) any finished run.
 
 Examples:
     >>> from clinfonce.experiments import expand_grid, experiment_from_dict
@@ -24,6 +25,9 @@ from clinfonce.experiments.aggregate import (
     markdown_table,
     summarize,
 )
+from clinfonce.experiments.embed import embed_run
+from clinfonce.experiments.eval_settings import EvalSettings
+from clinfonce.experiments.evaluate import evaluate_run
 from clinfonce.experiments.plots import accuracy_plot, sweep_plot
 from clinfonce.experiments.report import write_report
 from clinfonce.experiments.runner import (
@@ -51,6 +55,7 @@ __all__ = [
     "CELL_FILE",
     "RESULT_COLUMNS",
     "Cell",
+    "EvalSettings",
     "ExperimentResult",
     "ExperimentSpec",
     "RunSpec",
@@ -58,6 +63,8 @@ __all__ = [
     "add_gap_closed",
     "cell_status",
     "default_out_dir",
+    "embed_run",
+    "evaluate_run",
     "expand_grid",
     "experiment_from_dict",
     "format_eta",

@@ -345,7 +345,7 @@ def _train_cell(
 def _evaluate_cell(
     cell: Cell, run_dir: Path, module: Any, spec: ExperimentSpec, device: Any
 ) -> tuple[dict[str, Any], float]:
-    from clinfonce.evaluation.protocol import evaluate_run
+    from clinfonce.experiments.evaluate import evaluate_run
     from clinfonce.training.load import LoadedRun, load_run
 
     start = time.perf_counter()
@@ -537,7 +537,7 @@ def run_experiment(
         >>> result.files["markdown"]  # doctest: +SKIP
         PosixPath('/tmp/smoke/results.md')
     """
-    from clinfonce.evaluation.protocol import resolve_device
+    from clinfonce.evaluation.features import resolve_device
 
     out = Path(out_dir) if out_dir is not None else default_out_dir(spec)
     cells = expand_grid(spec, overrides, seeds=seeds, only=only)

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinfonce.evaluation.protocol import EvalSettings
+from clinfonce.experiments.eval_settings import EvalSettings
 from clinfonce.training.config import ExperimentConfig, apply_override, config_from_dict
 from clinfonce.yaml_files import read_yaml_file
 

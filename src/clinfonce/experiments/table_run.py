@@ -342,7 +342,9 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
         >>> result.report  # doctest: +SKIP
         PosixPath('runs/meta/report.md')
     """
-    from clinfonce.evaluation.protocol import EvalSettings, embed_run, evaluate_run
+    from clinfonce.experiments.embed import embed_run
+    from clinfonce.experiments.eval_settings import EvalSettings
+    from clinfonce.experiments.evaluate import evaluate_run
     from clinfonce.training import train
     from clinfonce.training.load import LoadedRun
 
