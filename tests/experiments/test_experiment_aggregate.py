@@ -18,7 +18,7 @@ from clinfonce.experiments import (
     summarize,
 )
 from clinfonce.experiments.plots import sweep_plot
-from clinfonce.experiments.runner import describe_clusters
+from clinfonce.experiments.results_table import describe_clusters
 
 
 def rows() -> pd.DataFrame:

@@ -20,7 +20,7 @@ from clinfonce.experiments import (
     read_results,
     run_experiment,
 )
-from clinfonce.experiments.spec import expand_grid
+from clinfonce.experiments.grid import expand_grid
 
 BASE = {
     "data": {"dataset": "synthetic-attributes", "options": {"n_samples": 40, "image_size": 12}},

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from clinfonce.experiments import expand_grid, experiment_from_dict, load_experiment
-from clinfonce.experiments.spec import eval_hash, fingerprint
+from clinfonce.experiments.config_values import fingerprint
+from clinfonce.experiments.spec import eval_hash
 
 BASE: dict[str, Any] = {
     "data": {"dataset": "synthetic-attributes", "options": {"n_samples": 60}},

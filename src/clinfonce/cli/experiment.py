@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         plan_experiment,
         run_experiment,
     )
-    from clinfonce.experiments.runner import EXPERIMENT_FILES, describe_clusters, method_label
+    from clinfonce.experiments.results_table import describe_clusters, method_label
+    from clinfonce.experiments.runner import EXPERIMENT_FILES
     from clinfonce.outputs import check_output_folder, existing_paths
 
     spec = load_experiment(args.config)

@@ -25,28 +25,25 @@ from clinfonce.experiments.aggregate import (
     markdown_table,
     summarize,
 )
+from clinfonce.experiments.cell_state import CELL_FILE, cell_status
+from clinfonce.experiments.cells import run_cell
 from clinfonce.experiments.embed import embed_run
 from clinfonce.experiments.eval_settings import EvalSettings
 from clinfonce.experiments.evaluate import evaluate_run
+from clinfonce.experiments.grid import Cell, expand_grid
 from clinfonce.experiments.plots import accuracy_plot, sweep_plot
 from clinfonce.experiments.report import write_report
+from clinfonce.experiments.results_table import RESULT_COLUMNS, read_results
 from clinfonce.experiments.runner import (
-    CELL_FILE,
-    RESULT_COLUMNS,
     ExperimentResult,
-    cell_status,
     default_out_dir,
     format_eta,
     plan_experiment,
-    read_results,
-    run_cell,
     run_experiment,
 )
 from clinfonce.experiments.spec import (
-    Cell,
     ExperimentSpec,
     RunSpec,
-    expand_grid,
     experiment_from_dict,
     load_experiment,
 )

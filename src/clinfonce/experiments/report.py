@@ -15,7 +15,8 @@ from clinfonce.experiments.aggregate import (
     markdown_table,
     summarize,
 )
-from clinfonce.experiments.spec import Cell, ExperimentSpec
+from clinfonce.experiments.grid import Cell
+from clinfonce.experiments.spec import ExperimentSpec
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -35,16 +35,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinfonce.experiments.config_values import fingerprint, set_dotted
 from clinfonce.experiments.eval_settings import EvalSettings
-from clinfonce.training.config import ExperimentConfig, apply_override, config_from_dict
 from clinfonce.yaml_files import read_yaml_file
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
@@ -110,89 +108,9 @@ class ExperimentSpec:
     source: Path | None = None
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One training run of the grid: a run at one seed.
-
-    Attributes:
-        index: position in the grid (0-based).
-        run: the run.
-        seed: its training seed.
-        values: the resolved config values (without ``output``).
-        config: the validated training config (``output`` filled in by the runner).
-    """
-
-    index: int
-    run: RunSpec
-    seed: int
-    values: dict[str, Any]
-    config: ExperimentConfig
-
-    @property
-    def key(self) -> tuple[str, int]:
-        """``(run name, seed)``: what identifies a cell in ``results.csv``."""
-        return self.run.name, self.seed
-
-    @property
-    def dirname(self) -> str:
-        """Its run directory's name: ``<name>-seed<seed>``."""
-        return f"{self.run.name}-seed{self.seed}"
-
-    def train_hash(self) -> str:
-        """Fingerprint of what training depends on (a changed config retrains)."""
-        return fingerprint({"values": self.values, "untrained": self.run.untrained})
-
-
-def fingerprint(value: Any) -> str:
-    """A short stable hash of a JSON-able value.
-
-    Examples:
-        >>> fingerprint({"a": 1, "b": [2]}) == fingerprint({"b": [2], "a": 1})
-        True
-    """
-    text = json.dumps(value, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def eval_hash(settings: EvalSettings) -> str:
     """Fingerprint of the evaluation settings (changed settings re-evaluate)."""
     return fingerprint(dataclasses.asdict(settings))
-
-
-def set_dotted(values: dict[str, Any], key: str, value: Any, where: str) -> None:
-    """Set ``values[a][b][c] = value`` for ``key = "a.b.c"``, creating sections.
-
-    Examples:
-        >>> d = {"optim": {"lr": 1}}
-        >>> set_dotted(d, "optim.name", "adamw", "set"); d
-        {'optim': {'lr': 1, 'name': 'adamw'}}
-    """
-    parts = str(key).split(".")
-    if not all(parts):
-        raise ValueError(f"{where}: key {key!r} has an empty part; write section.key")
-    node = values
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ValueError(f"{where}: {key!r}: {part!r} is not a section (holds {child!r})")
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
-
-
-def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``extra`` merged in: mappings merge recursively, other values replace.
-
-    Examples:
-        >>> deep_merge({"a": {"x": 1, "y": 2}}, {"a": {"y": 3}, "b": 4})
-        {'a': {'x': 1, 'y': 3}, 'b': 4}
-    """
-    merged = copy.deepcopy(dict(base))
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -406,63 +324,3 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
         raise FileNotFoundError(f"experiment file {path} not found")
     values = read_yaml_file(path) or {}
     return experiment_from_dict(values, name=path.stem, source=path)
-
-
-def expand_grid(
-    spec: ExperimentSpec,
-    overrides: Sequence[str] = (),
-    *,
-    seeds: Sequence[int] | None = None,
-    only: Sequence[str] | None = None,
-) -> list[Cell]:
-    """Every (run, seed) cell with its validated config, seeds outer, runs inner (an
-    interrupted experiment has whole seeds done: a complete table of fewer seeds).
-
-    Args:
-        spec: the experiment.
-        overrides: ``key=value`` changes applied to every run last (e.g. ``train.epochs=1``).
-        seeds: replace the experiment's seeds.
-        only: keep only these run names (in the experiment's order).
-
-    Examples:
-        >>> spec = experiment_from_dict({"base": {"method": {"name": "simclr"}},
-        ...     "runs": [{"name": "a"}, {"name": "b", "set": {"optim.lr": 0.1}}], "seeds": 2})
-        >>> [(c.run.name, c.seed, c.config.optim.lr) for c in expand_grid(spec)]
-        [('a', 0, 0.05), ('b', 0, 0.1), ('a', 1, 0.05), ('b', 1, 0.1)]
-    """
-    where = str(spec.source) if spec.source is not None else "experiment"
-    runs = list(spec.runs)
-    if only is not None:
-        unknown = [n for n in only if n not in {r.name for r in runs}]
-        if unknown:
-            raise ValueError(
-                f"--only: no run named {', '.join(unknown)}; runs: "
-                f"{', '.join(r.name for r in runs)}"
-            )
-        runs = [r for r in runs if r.name in set(only)]
-    resolved = []
-    for run in runs:
-        values = deep_merge(spec.base, run.config)
-        for key, value in run.set.items():
-            set_dotted(values, key, value, f"{where}: run {run.name}: set")
-        for override in overrides:
-            apply_override(values, override)
-        values.pop("output", None)
-        resolved.append((run, values))
-    cells: list[Cell] = []
-    for seed in seeds if seeds is not None else spec.seeds:
-        for run, values in resolved:
-            seeded = deep_merge(values, {"train": {"seed": seed}})
-            try:
-                config = config_from_dict(seeded)
-            except ValueError as exc:
-                raise ValueError(f"{where}: run {run.name} (seed {seed}): {exc}") from None
-            if (config.train.devices, config.train.num_nodes) != (1, 1):
-                raise ValueError(
-                    f"{where}: run {run.name}: an experiment trains its runs one after another "
-                    f"in one process, so train.devices and train.num_nodes must be 1 (got "
-                    f"{config.train.devices}, {config.train.num_nodes}); for several devices "
-                    "run `clinfonce train` per run (docs/distributed.md)"
-                )
-            cells.append(Cell(len(cells), run, seed, seeded, config))
-    return cells
