@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from clinfonce.experiments.table_run import TableRunOptions, plan_table_run
+from clinfonce.experiments.table_plan import TableRunOptions, plan_table_run
 
 
 @pytest.fixture()

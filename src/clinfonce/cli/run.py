@@ -122,7 +122,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Plan from the data, print the summary, train, embed, evaluate, report."""
-    from clinfonce.experiments.table_run import TableRunOptions, run_table
+    from clinfonce.experiments.table_plan import TableRunOptions
+    from clinfonce.experiments.table_run import run_table
 
     # Lightning's notices (accelerator lines, tips) would drown the run's own summary.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
