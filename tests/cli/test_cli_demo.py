@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clinfonce.cli import main
-from clinfonce.cli.demo import plan
+from clinfonce.experiments.demo import plan
 
 
 def test_demo_falls_back_to_synthetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -170,6 +170,7 @@ def run_experiment(
     only: Sequence[str] | None = None,
     device: str = "auto",
     command: str | None = None,
+    sources: SourceCache | None = None,
     log: Log = print,
 ) -> ExperimentResult:
     """Run every cell not yet done, then write the results, the table and the plots.
@@ -183,6 +184,7 @@ def run_experiment(
         device: evaluation device (``auto``: CUDA when available); training follows each
             config's ``train.accelerator``.
         command: the command line, quoted in ``results.md``.
+        sources: datasets already loaded (default: each loaded once, when first needed).
         log: receives progress lines (``run i/n: <name> seed s — ETA hh:mm``).
 
     Examples:
@@ -208,7 +210,7 @@ def run_experiment(
             rows[cell.key] = row  # a marker's row missing from results.csv comes back
     write_results_file(results_path, rows)
     kinds = [_kind(c, status) for c, (status, _) in zip(cells, statuses, strict=True)]
-    sources = SourceCache()
+    sources = sources or SourceCache()
     finished: list[tuple[str, float]] = []
     for i, (cell, (status, _)) in enumerate(zip(cells, statuses, strict=True)):
         where = f"run {cell.index + 1}/{len(cells)}: {cell.run.name} seed {cell.seed}"
