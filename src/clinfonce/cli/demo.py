@@ -16,6 +16,10 @@ EPILOG = """examples:
   clinfonce demo                        # ~5 min on 2 CPU cores; writes runs/demo
   clinfonce demo --out /tmp/demo --quick   # a tiny budget, a minute or less
   clinfonce demo --data synthetic-attributes
+
+Writes results.md, results.json and results.png into --out, and the experiment behind them
+(its runs, results.csv) into --out/experiment; rerunning skips runs already finished, as
+`clinfonce experiment` does.
 """
 
 

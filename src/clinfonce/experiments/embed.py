@@ -55,7 +55,7 @@ def embed_run(
 
     Examples:
         >>> from clinfonce.training.load import load_run
-        >>> embed_run(load_run("runs/demo/runs/clinfonce"), "emb", splits=["test"])
+        >>> embed_run(load_run("runs/demo/experiment/runs/clinfonce-seed0"), "emb", splits=["test"])
         ... # doctest: +SKIP
     """
     config = run.config
