@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from clinfonce.clusters.io import atomic_write
 from clinfonce.experiments.grid import Cell
-from clinfonce.experiments.report import write_atomic
 
 CELL_FILE = "experiment-cell.json"
 
@@ -27,6 +27,7 @@ def run_dir_of(out_dir: str | Path, cell: Cell) -> Path:
 
 
 def read_marker(run_dir: Path) -> dict[str, Any]:
+    """The cell's marker in ``run_dir`` (empty when absent or cut off mid-write)."""
     path = run_dir / CELL_FILE
     if not path.is_file():
         return {}
@@ -38,7 +39,9 @@ def read_marker(run_dir: Path) -> dict[str, Any]:
 
 
 def write_marker(run_dir: Path, marker: dict[str, Any]) -> None:
-    write_atomic(run_dir / CELL_FILE, json.dumps(marker, indent=2, default=str))
+    """Replace the cell's marker whole, so an interruption leaves the old one or the new."""
+    text = json.dumps(marker, indent=2, default=str)
+    atomic_write(run_dir / CELL_FILE, lambda temp: temp.write_text(text))
 
 
 def _matches(row: dict[str, Any] | None, train_hash: str, settings_hash: str) -> bool:

@@ -49,6 +49,7 @@ class SourceCache:
         self._cache: dict[str, Any] = {}
 
     def get(self, config: Any) -> Any:
+        """The dataset of ``config.data``, loaded on first use."""
         from clinfonce.data import load_source
 
         key = json.dumps([config.data.dataset, config.data.options], sort_keys=True, default=str)

@@ -3,12 +3,12 @@ the mean ± std table) and the plots, from the finished results rows."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from clinfonce.clusters.io import atomic_write
 from clinfonce.experiments.aggregate import (
     add_gap_closed,
     gap_references,
@@ -17,15 +17,6 @@ from clinfonce.experiments.aggregate import (
 )
 from clinfonce.experiments.grid import Cell
 from clinfonce.experiments.spec import ExperimentSpec
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``:
-    an interruption never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text)
-    os.replace(temp, path)
 
 
 def _budget_text(cells: Sequence[Cell]) -> str:
@@ -84,7 +75,7 @@ def write_report(
     order = list(dict.fromkeys(c.run.name for c in cells))
     summary = add_gap_closed(summarize(rows, order), spec.gap)
     files = {"summary": out / "summary.csv", "markdown": out / "results.md"}
-    write_atomic(files["summary"], summary.to_csv(index=False))
+    atomic_write(files["summary"], lambda temp: temp.write_text(summary.to_csv(index=False)))
     seeds = sorted({c.seed for c in cells})
     lines = [f"# Experiment: {spec.name}", ""]
     if spec.description:
@@ -133,7 +124,8 @@ def write_report(
             )
         pictures = [p.name for k, p in files.items() if k == "accuracy" or k.startswith("sweep-")]
         lines += [f"Plots: {', '.join(pictures)}.", ""]
-    write_atomic(files["markdown"], "\n".join(lines).rstrip() + "\n")
+    text = "\n".join(lines).rstrip() + "\n"
+    atomic_write(files["markdown"], lambda temp: temp.write_text(text))
     return summary, files
 
 

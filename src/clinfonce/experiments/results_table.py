@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from clinfonce.clusters.io import atomic_write
 from clinfonce.experiments.aggregate import NUMERIC_COLUMNS
 from clinfonce.experiments.grid import Cell
-from clinfonce.experiments.report import write_atomic
 
 #: Columns of ``results.csv``: accuracies in percent, cluster metrics in bits over the
 #: training rows (empty for runs without clusters), seconds of wall time in this process.
@@ -76,15 +76,17 @@ def read_results(path: str | Path) -> pd.DataFrame:
 
 
 def rows_by_key(frame: pd.DataFrame) -> dict[tuple[str, int], dict[str, Any]]:
+    """The rows of a results frame by ``(name, seed)``, the key of a cell."""
     return {(str(r["name"]), int(r["seed"])): dict(r) for _, r in frame.iterrows()}
 
 
 def write_results_file(path: Path, rows: dict[tuple[str, int], dict[str, Any]]) -> None:
+    """Write ``results.csv`` whole: :data:`RESULT_COLUMNS` first, any others after."""
     frame = pd.DataFrame.from_records(list(rows.values()), columns=None if rows else RESULT_COLUMNS)
     columns = [c for c in RESULT_COLUMNS if c in frame] + [
         c for c in frame if c not in RESULT_COLUMNS
     ]
-    write_atomic(path, frame[columns].to_csv(index=False))
+    atomic_write(path, lambda temp: temp.write_text(frame[columns].to_csv(index=False)))
 
 
 def method_label(cell: Cell) -> str:

@@ -29,10 +29,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from clinfonce.clusters.io import atomic_write
 from clinfonce.experiments.cell_state import cell_status
 from clinfonce.experiments.cells import SourceCache, run_cell
 from clinfonce.experiments.grid import Cell, expand_grid
-from clinfonce.experiments.report import write_atomic, write_report
+from clinfonce.experiments.report import write_report
 from clinfonce.experiments.results_table import (
     current_rows,
     read_results,
@@ -200,7 +201,8 @@ def run_experiment(
     cells = expand_grid(spec, overrides, seeds=seeds, only=only)
     eval_device = resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "experiment.yaml", _spec_record(spec, cells, overrides))
+    record = _spec_record(spec, cells, overrides)
+    atomic_write(out / "experiment.yaml", lambda temp: temp.write_text(record))
     results_path = out / "results.csv"
     rows = rows_by_key(read_results(results_path))
     settings_hash = eval_hash(spec.evaluation)
