@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from clinfonce.outputs import atomic_write
 
 # Columns that identify a sample, in order of preference (the metadata table convention).
 ID_COLUMNS: tuple[str, ...] = ("id", "path")
@@ -251,31 +252,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place.
-
-    The rename is atomic on one file system, so readers see the old file or the new one.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinfonce.clusters.io import atomic_write
 from clinfonce.data.augment import AugmentParams, BatchAugment, view_transform
 from clinfonce.data.prepare import ClustersConfig, PreparedData, prepare_data
 from clinfonce.data.sources import ImageSource
@@ -30,6 +29,7 @@ from clinfonce.evaluation.cluster_views import embedding_kmeans, tsne_plot
 from clinfonce.evaluation.features import extract_features
 from clinfonce.evaluation.knn import knn_evaluate
 from clinfonce.evaluation.linear import DEFAULT_CS, ProbeResult, logistic_probe, sgd_probe
+from clinfonce.outputs import atomic_write
 from clinfonce.training.config import ExperimentConfig
 from clinfonce.training.load import LoadedRun
 

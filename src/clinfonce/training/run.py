@@ -40,12 +40,11 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
-from clinfonce.clusters.io import atomic_write
 from clinfonce.data.datasets import EpochShuffleSampler
 from clinfonce.data.prepare import PreparedData, prepare_data, write_clusters
 from clinfonce.data.prepared import usable_cores
 from clinfonce.data.sources import ImageSource
-from clinfonce.outputs import existing_paths, is_inside
+from clinfonce.outputs import atomic_write, existing_paths, is_inside
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.checkpointing import (
     RUN_FILE,
