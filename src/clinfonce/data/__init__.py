@@ -7,6 +7,7 @@ Examples:
     ['id', 'label', 'maker', 'material', 'region', 'tier']
 """
 
+from clinfonce.data import catalog  # noqa: F401  (registers the built-in sources)
 from clinfonce.data.augment import AugmentParams, BatchAugment, eval_transform, view_transform
 from clinfonce.data.datasets import ContrastiveDataset, EpochShuffleSampler
 from clinfonce.data.prepare import (

@@ -35,8 +35,8 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-from clinfonce.data.images import decode_resized
-from clinfonce.data.sources import ImageSource, report_bad_rows
+from clinfonce.data.images import decode_resized, report_bad_rows
+from clinfonce.data.sources import ImageSource
 
 fcntl: ModuleType | None
 try:
