@@ -168,8 +168,9 @@ def _names(columns: Iterable[Any]) -> str:
     return ", ".join(str(c) for c in columns) or "(none)"
 
 
-def require_columns(table: pd.DataFrame, columns: Iterable[Any], what: str) -> None:
-    """Raise a ValueError naming each absent column and listing the available ones.
+def require_columns(table: pd.DataFrame, columns: Iterable[Any], what: str, hint: str = "") -> None:
+    """Raise a ValueError naming each absent column and listing the available ones, then
+    ``hint`` (e.g. which setting names the column).
 
     Examples:
         >>> require_columns(pd.DataFrame({"a": [1]}), ["b"], "label_column")
@@ -182,7 +183,7 @@ def require_columns(table: pd.DataFrame, columns: Iterable[Any], what: str) -> N
         plural = "s" if len(absent) > 1 else ""
         raise ValueError(
             f"{what}: column{plural} {', '.join(repr(c) for c in absent)} not found in the "
-            f"table; available columns: {_names(table.columns)}"
+            f"table; available columns: {_names(table.columns)}{hint}"
         )
 
 

@@ -9,16 +9,10 @@ Examples:
 
 from clinfonce.data import catalog  # noqa: F401  (registers the built-in sources)
 from clinfonce.data.augment import AugmentParams, BatchAugment, eval_transform, view_transform
+from clinfonce.data.cluster_ids import join_assignment, write_clusters
+from clinfonce.data.config import ClustersConfig, ClusterSpec, DataConfig
 from clinfonce.data.datasets import ContrastiveDataset, EpochShuffleSampler
-from clinfonce.data.prepare import (
-    ClustersConfig,
-    ClusterSpec,
-    DataConfig,
-    PreparedData,
-    join_assignment,
-    prepare_data,
-    write_clusters,
-)
+from clinfonce.data.prepare import PreparedData, prepare_data
 from clinfonce.data.sources import ImageSource, available_sources, load_source, register_source
 
 __all__ = [
