@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from clinfonce.clusters import read_assignment, read_table, write_assignment
-from clinfonce.clusters.io import file_sha256, is_assignment_file, sample_ids
+from clinfonce.clusters.io import file_sha256, is_assignment_file
+from clinfonce.clusters.tables import sample_ids
 
 FRAME = pd.DataFrame({"id": ["a", "b", "c"], "attr": [0, 1, 1], "label": ["x", "y", "x"]})
 

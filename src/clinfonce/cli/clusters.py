@@ -357,8 +357,8 @@ def _register_suggest(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def _run_suggest(args: argparse.Namespace) -> int:
     from clinfonce.clusters import read_table
     from clinfonce.clusters.attributes import RESERVED_COLUMNS
-    from clinfonce.clusters.io import require_columns
     from clinfonce.clusters.suggest import suggest, suggestion_markdown
+    from clinfonce.clusters.tables import require_columns
 
     table = read_table(args.table)
     embeddings = None if args.embeddings is None else np.load(args.embeddings)
@@ -473,7 +473,7 @@ def _prepare(args: argparse.Namespace, *, need_label: bool) -> _Prepared:
     from clinfonce.clusters import read_table
     from clinfonce.clusters.attributes import RESERVED_COLUMNS as RESERVED
     from clinfonce.clusters.builders import get_builder
-    from clinfonce.clusters.io import require_columns
+    from clinfonce.clusters.tables import require_columns
 
     _apply_config(args)
     if args.table is None:
@@ -601,7 +601,8 @@ def _low_information_note(where: str, subject: str) -> str:
 def _run_build(args: argparse.Namespace) -> int:
     from clinfonce.clusters import cluster_metrics, write_assignment
     from clinfonce.clusters.builders import run_builder
-    from clinfonce.clusters.io import file_sha256, resolve_id_column, sample_ids
+    from clinfonce.clusters.io import file_sha256
+    from clinfonce.clusters.tables import resolve_id_column, sample_ids
 
     prep = _prepare(args, need_label=False)
     if args.out is None:
@@ -874,7 +875,7 @@ def check_official_ids(
         >>> check_official_ids(official, table, "meta.csv")["matched"]
         1
     """
-    from clinfonce.clusters.io import resolve_id_column, sample_ids
+    from clinfonce.clusters.tables import resolve_id_column, sample_ids
 
     id_column = resolve_id_column(table)
     ours = pd.Index(sample_ids(table, id_column))
@@ -930,7 +931,8 @@ def check_official_ids(
 def _run_import(args: argparse.Namespace) -> int:
     from clinfonce.clusters import cluster_metrics, read_table, write_assignment
     from clinfonce.clusters.builders import run_builder
-    from clinfonce.clusters.io import file_sha256, require_columns, sample_ids
+    from clinfonce.clusters.io import file_sha256
+    from clinfonce.clusters.tables import require_columns, sample_ids
 
     path = Path(args.meta_csv)
     official = read_table(path)

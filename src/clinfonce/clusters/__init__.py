@@ -18,8 +18,9 @@ Examples:
 """
 
 from clinfonce.clusters.builders import build_clusters
-from clinfonce.clusters.io import read_assignment, read_table, write_assignment
+from clinfonce.clusters.io import read_assignment, write_assignment
 from clinfonce.clusters.metrics import cluster_metrics
+from clinfonce.clusters.tables import read_table
 
 __all__ = [
     "build_clusters",

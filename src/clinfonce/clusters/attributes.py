@@ -22,8 +22,8 @@ from clinfonce.clusters._codes import (
     resolve_k,
     summarize_column,
 )
-from clinfonce.clusters.io import SOURCE_INDEX, require_columns
 from clinfonce.clusters.metrics import entropy_bits
+from clinfonce.clusters.tables import SOURCE_INDEX, require_columns
 
 # Never attributes unless listed explicitly: sample keys, labels and split markers.
 RESERVED_COLUMNS: tuple[str, ...] = ("id", "path", "label", "class", "split", SOURCE_INDEX)

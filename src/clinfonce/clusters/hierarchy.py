@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.clusters._codes import encode_labels
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 
 ParentSpec = str | os.PathLike[str] | Mapping[Any, Any]
 _EXAMPLES = 10

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.clusters._codes import dense_rank
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 
 BACKENDS: tuple[str, ...] = ("auto", "faiss", "torch")
 INITS: tuple[str, ...] = ("k-means++", "random")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.clusters._codes import encode_labels
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 
 
 def build_instance(table: pd.DataFrame) -> tuple[np.ndarray, dict[str, Any]]:

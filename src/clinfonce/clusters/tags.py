@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.clusters._codes import ColumnCodes, dense_rank, nested_joint, resolve_k
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 
 TAG_FORMATS: tuple[str, ...] = ("auto", "json", "hashtag", "delimited")
 TAG_METHODS: tuple[str, ...] = ("top-k", "tfidf-kmeans")

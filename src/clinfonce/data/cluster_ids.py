@@ -4,7 +4,6 @@ with their sidecar, and recorded in the run directory.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.clusters import build_clusters, cluster_metrics, read_assignment, write_assignment
+from clinfonce.clusters.io import read_sidecar, sidecar_path
 from clinfonce.data.config import ClusterSpec, DataConfig
 
 if TYPE_CHECKING:
@@ -65,15 +65,20 @@ def clustering_ids(
     where: str,
     labels: np.ndarray | None,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """One clustering's ids over the training rows and its sidecar (with the plug-in
-    metrics against the known ``labels``); ``key`` names the config section in errors."""
+    """One clustering's ids over the training rows and its sidecar, as the JSON object
+    :func:`clinfonce.clusters.write_assignment` takes (the plug-in metrics against the known
+    ``labels`` under ``metrics_vs_labels``, written as the sidecar's ``metrics``); ``key``
+    names the config section in errors."""
     if spec.assignment is not None and spec.builder is not None:
         raise ValueError(f"set {key}.assignment or {key}.builder, not both")
     sidecar: dict[str, Any]
     if spec.assignment is not None:
         assignment = read_assignment(spec.assignment)
         ids = join_assignment(train[id_column], assignment, spec.assignment)
-        sidecar = {"assignment": str(spec.assignment), **_read_sidecar(spec.assignment)}
+        made = read_sidecar(spec.assignment)
+        sidecar = {"assignment": str(spec.assignment)}
+        if made is not None:
+            sidecar["sidecar"] = made.to_json()
     elif spec.builder is not None:
         built = build_clusters(train.reset_index(drop=True), spec.builder, **spec.params)
         ids = np.asarray(built, dtype=np.int64)
@@ -89,14 +94,6 @@ def clustering_ids(
         known = labels >= 0
         sidecar["metrics_vs_labels"] = cluster_metrics(ids[known], labels[known])
     return ids, sidecar
-
-
-def _read_sidecar(assignment: str) -> dict[str, Any]:
-    sidecar = Path(f"{assignment}.json")
-    if not sidecar.is_file():
-        return {}
-    loaded: dict[str, Any] = json.loads(sidecar.read_text())
-    return {"sidecar": loaded}
 
 
 def write_clusters(prepared: PreparedData, data: DataConfig, run_dir: Path) -> list[Path]:
@@ -118,8 +115,8 @@ def write_clusters(prepared: PreparedData, data: DataConfig, run_dir: Path) -> l
         assignment = sidecars[name].get("assignment")
         if assignment is not None:
             shutil.copyfile(assignment, target)
-            if Path(f"{assignment}.json").is_file():
-                shutil.copyfile(f"{assignment}.json", f"{target}.json")
+            if sidecar_path(assignment).is_file():
+                shutil.copyfile(sidecar_path(assignment), sidecar_path(target))
         else:
             write_assignment(target, ids, clusterings[name], sidecars[name])
     return sorted(targets.values())

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 from clinfonce.data.augment import AugmentParams
 from clinfonce.data.cluster_ids import clustering_ids
 from clinfonce.data.config import ClustersConfig, DataConfig

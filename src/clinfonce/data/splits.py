@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 
 
 def split_mask(
