@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.data.images import decode_resized, report_bad_rows
-from clinfonce.data.prepared import prepare_request
+from clinfonce.data.prepared_sources import prepare_request
 from clinfonce.data.sources import ImageSource, register_source
 
 

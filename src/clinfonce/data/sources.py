@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 if TYPE_CHECKING:
-    from clinfonce.data.prepared import PrepareRequest
+    from clinfonce.data.prepared_sources import PrepareRequest
 
 
 @dataclass
@@ -35,8 +35,8 @@ class ImageSource:
         channels: image channels (1 or 3).
         description: one line saying what was loaded and from where.
         prepare: for files, how to turn them into a prepared array once the training
-            resolution is known (:func:`clinfonce.data.prepared.prepared_source`), or ``None``
-            to read the files while training.
+            resolution is known (:func:`clinfonce.data.prepared_sources.prepared_source`),
+            or ``None`` to read the files while training.
     """
 
     name: str

@@ -26,7 +26,7 @@ from clinfonce.data.augment import (
     view_transform,
 )
 from clinfonce.data.datasets import ArrayRows, ImageFiles
-from clinfonce.data.prepared import DEFAULT_FILE_SIZE, prepared_source
+from clinfonce.data.prepared_sources import DEFAULT_FILE_SIZE, prepared_source
 from clinfonce.data.sources import ImageSource, images_tensor
 
 #: ``augment(images, generator)``: one augmented view of a batch of ``uint8`` images.

@@ -62,5 +62,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def show_help(parser: argparse.ArgumentParser) -> int:
-    parser.printshow_help()
+    parser.print_help()
     return 2

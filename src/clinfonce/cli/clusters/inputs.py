@@ -13,6 +13,7 @@ import pandas as pd
 
 from clinfonce.cli.clusters.config_file import apply_config_file
 from clinfonce.cli.clusters.options import BUILDER_OPTIONS, LABEL_DEFAULTS
+from clinfonce.data.splits import split_mask
 
 
 @dataclass
@@ -39,12 +40,8 @@ def builder_inputs(args: argparse.Namespace, *, need_label: bool) -> BuilderInpu
     path = Path(args.table)
     table = read_table(path, args.encoding or "utf-8")
     if args.split is not None:
-        split_column = args.split_column or "split"
-        require_columns(table, [split_column], "--split-column")
-        keep = table[split_column].astype(str) == str(args.split)
-        if not keep.any():
-            present = ", ".join(sorted(table[split_column].astype(str).unique()))
-            raise ValueError(f"no rows with {split_column} == {args.split!r} (present: {present})")
+        column = args.split_column or "split"
+        keep = split_mask(table, column, str(args.split), where=str(path), option="--split-column")
         table = table[keep].reset_index(drop=True)
     label = args.label_column
     if label is None:

@@ -15,6 +15,7 @@ from clinfonce import __version__
 from clinfonce.cli.clusters.build import check_assignment_output
 from clinfonce.cli.clusters.report import metric_lines
 from clinfonce.cli.clusters.sweep import natural_key
+from clinfonce.data.splits import split_mask
 
 IMPORT_EPILOG = """examples:
   # one granularity of the official UT-Zappos50K clusters
@@ -186,10 +187,7 @@ def check_official_ids(
         "labels_agree": None,
     }
     if split is not None and "split" in table.columns:
-        in_split = ours[(table["split"].astype(str) == split).to_numpy()]
-        if len(in_split) == 0:
-            present = ", ".join(sorted(table["split"].astype(str).unique()))
-            raise ValueError(f"{where}: no rows with split == {split!r} (present: {present})")
+        in_split = ours[split_mask(table, "split", split, where=where, option="split")]
         uncovered = in_split[~in_split.isin(theirs)]
         if len(uncovered):
             raise ValueError(

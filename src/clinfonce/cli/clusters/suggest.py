@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 
 from clinfonce.cli.clusters.options import LABEL_DEFAULTS, comma_list
+from clinfonce.data.splits import split_mask
 
 SUGGEST_EPILOG = """examples:
   clinfonce clusters suggest meta.csv                    # labels from 'label' where present
@@ -79,12 +80,9 @@ def run_suggest(args: argparse.Namespace) -> int:
             f"{len(table)}; embed every row of the table, in order"
         )
     if args.split is not None:
-        require_columns(table, ["split"], "--split")
-        keep = (table["split"].astype(str) == args.split).to_numpy()
+        keep = split_mask(table, "split", args.split, where=args.table, option="--split")
         table = table[keep].reset_index(drop=True)
         embeddings = None if embeddings is None else embeddings[keep]
-        if table.empty:
-            raise ValueError(f"{args.table}: no rows with split == {args.split!r}")
     label = args.label or next((c for c in LABEL_DEFAULTS if c in table.columns), None)
     if label is not None:
         require_columns(table, [label], "--label")
