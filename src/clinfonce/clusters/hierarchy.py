@@ -165,7 +165,8 @@ def build_hierarchy(
     Args:
         table: one row per sample.
         label_column: the fine class of each sample (no missing values).
-        parents: hierarchy as accepted by :func:`load_parents`.
+        parents: a child,parent CSV or nested JSON tree file, or a mapping (see
+            :func:`load_parents`).
         level: depth of the ancestor; labels shallower than this keep themselves.
 
     Returns:

@@ -5,6 +5,8 @@ options and the command-only ones, as argparse arguments.
 from __future__ import annotations
 
 import argparse
+import types
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,98 +61,56 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
-BUILDER_OPTIONS: tuple[Option, ...] = (
-    Option(
-        "--k",
-        "attributes/tags: number of ranked attributes/tags to combine",
-        non_negative,
-        param="k",
-    ),
-    Option(
-        "--columns",
-        "attributes: candidate attribute columns, comma-separated (default: all but id, "
-        "path, label, class, split, source_index and the label column); kmeans: numeric "
-        "feature columns",
-        comma_list,
-        param="columns",
-    ),
-    Option(
-        "--exclude", "attributes: columns never used, comma-separated", comma_list, param="exclude"
-    ),
-    Option(
-        "--rank",
-        "attributes: order by descending entropy (ties by name) or keep --columns order",
-        choices=("entropy", "given"),
-        param="rank",
-    ),
-    Option(
-        "--missing",
-        "attributes: a missing value is a value of its own, or an error",
-        choices=("own", "error"),
-        param="missing",
-    ),
-    Option(
-        "--max-levels",
-        "attributes: more distinct values than this marks a column as continuous (64)",
-        non_negative,
-        param="max_levels",
-    ),
-    Option(
-        "--parents",
-        "hierarchy: child,parent CSV or nested JSON tree file",
-        param="parents",
-    ),
-    Option("--level", "hierarchy: ancestor level (root = 0)", non_negative, param="level"),
-    Option("--tag-column", "tags: the multi-valued tag column", param="column"),
-    Option(
-        "--method",
-        "tags: top-k presence pattern, or TF-IDF + K-means",
-        choices=("top-k", "tfidf-kmeans"),
-        param="method",
-    ),
-    Option(
-        "--tag-format",
-        "tags: cell format (auto detects JSON lists, #hashtags or --sep delimited)",
-        choices=("auto", "json", "hashtag", "delimited"),
-        param="tag_format",
-    ),
-    Option("--sep", "tags: separator of delimited tags (|)", param="sep"),
-    Option(
-        "--max-features",
-        "tags tfidf-kmeans: most frequent tags kept (1000)",
-        non_negative,
-        param="max_features",
-    ),
-    Option("--n-clusters", "kmeans, tags tfidf-kmeans: K", non_negative, param="n_clusters"),
-    Option(
-        "--embeddings", "kmeans: .npy [rows, dim] file, one row per table row", param="embeddings"
-    ),
-    Option(
-        "--spherical",
-        "kmeans: cosine K-means on L2-normalised vectors (default) or Euclidean",
-        None,
-        param="spherical",
-        boolean=True,
-    ),
-    Option("--iterations", "kmeans: Lloyd iterations (20)", non_negative, param="iterations"),
-    Option("--restarts", "kmeans: runs, best inertia kept (1)", non_negative, param="restarts"),
-    Option("--seed", "kmeans, tags tfidf-kmeans: random seed (0)", int, param="seed"),
-    Option(
-        "--init",
-        "kmeans: greedy k-means++ on a 20,000-point sample (default) or K random points",
-        choices=("k-means++", "random"),
-        param="init",
-    ),
-    Option(
-        "--backend",
-        "kmeans: faiss, pure torch, or auto",
-        choices=("auto", "faiss", "torch"),
-        param="backend",
-    ),
-    Option(
-        "--column", "column: an existing cluster-id column (e.g. label_gran_10)", param="column"
-    ),
-)
+#: Builder parameters given as common options instead (the label serves the metrics too).
+_COMMON_PARAMS = frozenset({"label_column"})
+#: Second flags of builder parameters: ``--tag-column``, the tags builder's ``column``.
+_EXTRA_FLAGS: tuple[tuple[str, str, str], ...] = (("--tag-column", "column", "tags"),)
+
+
+def builder_options() -> tuple[Option, ...]:
+    """One option per builder parameter, derived from the builders themselves: the flag is
+    ``--<parameter>`` (``_`` as ``-``), the type and choices come from its annotation, and
+    the help is its docstring line for each builder that takes it."""
+    from clinfonce.clusters.builders import BUILDERS
+
+    helps: dict[str, list[str]] = {}
+    types: dict[str, Any] = {}
+    for builder in BUILDERS.values():
+        docs, hints = builder.parameter_docs(), builder.parameter_types()
+        for name in builder.parameters():
+            if name not in _COMMON_PARAMS:
+                helps.setdefault(name, []).append(f"{builder.name}: {docs.get(name, name)}")
+                types.setdefault(name, hints[name])
+    options = [
+        _typed_option(f"--{name.replace('_', '-')}", name, types[name], " ".join(texts))
+        for name, texts in helps.items()
+    ]
+    options += [
+        _typed_option(flag, name, types[name], f"{builder}: --{name}, by another name")
+        for flag, name, builder in _EXTRA_FLAGS
+    ]
+    return tuple(options)
+
+
+def _typed_option(flag: str, param: str, annotation: Any, text: str) -> Option:
+    """The option of a builder parameter annotated ``annotation`` (``X | None`` as ``X``;
+    a union's first member decides): a switch for ``bool``, choices for a ``Literal``, a
+    count for ``int``, a comma-separated list for a sequence, else text."""
+    kind = annotation
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if kind is bool:
+        return Option(flag, text, None, param=param, boolean=True)
+    if typing.get_origin(kind) is typing.Literal:
+        return Option(flag, text, choices=typing.get_args(kind), param=param)
+    if kind is int:
+        return Option(flag, text, non_negative, param=param)
+    if typing.get_origin(kind) in (Sequence, list, tuple):
+        return Option(flag, f"{text} Comma-separated.", comma_list, param=param)
+    return Option(flag, text, param=param)
+
+
+BUILDER_OPTIONS = builder_options()
 
 BUILD_OPTIONS = (
     Option("--out", "assignment CSV to write (its sidecar: <out>.json)"),
@@ -169,8 +129,9 @@ def add_options(parser: Any, options: Sequence[Option]) -> None:
 
     for option in options:
         if option.boolean:
+            # A builder's switch can be turned either way (--spherical/--no-spherical).
             action: Any = (
-                argparse.BooleanOptionalAction if option.flag == "--spherical" else "store_const"
+                argparse.BooleanOptionalAction if option.param is not None else "store_const"
             )
             kwargs: dict[str, Any] = {"action": action, "default": None, "help": option.help}
             if action == "store_const":
