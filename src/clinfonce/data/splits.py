@@ -1,7 +1,7 @@
-"""Rows by split, and seeded random subsets of rows.
+"""Rows by split, seeded random subsets of rows, and the seeds of seeded streams.
 
 Training, evaluation, embedding and the clusters CLI all pick rows the same way, so they
-share these two helpers (and their error messages).
+share these helpers (and their error messages).
 """
 
 from __future__ import annotations
@@ -78,3 +78,18 @@ def seeded_subset(
         return rows
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return np.sort(rng.choice(rows, size=limit, replace=False))
+
+
+#: Seeds of one run's streams step by this prime, so the streams of nearby seeds (0, 1, 2)
+#: never share a seed for the first million positions.
+SEED_STRIDE = 1_000_003
+
+
+def stream_seed(seed: int, position: int) -> int:
+    """The seed of ``position`` (an epoch, a step) of a stream seeded by ``seed``.
+
+    Examples:
+        >>> stream_seed(2, 5)
+        2000011
+    """
+    return seed * SEED_STRIDE + position
