@@ -1,5 +1,12 @@
 """Data for training: sources (built-in and custom), joins with cluster ids, augmentation.
 
+One sample's path: a source (:mod:`~clinfonce.data.sources`, the registry; the built-in
+loaders are listed in :mod:`~clinfonce.data.catalog`) gives the metadata row and its image;
+:func:`prepare_data` picks the rows (:mod:`~clinfonce.data.splits`), encodes the label and
+attaches the cluster ids (:mod:`~clinfonce.data.cluster_ids`); the run's view maker
+(:mod:`~clinfonce.data.views`, chosen once) turns the image into training views or an
+un-augmented evaluation input.
+
 Examples:
     >>> from clinfonce.data import load_source
     >>> source = load_source("synthetic-attributes", n_samples=40, image_size=16)

@@ -4,5 +4,7 @@ Adding a built-in source means writing its loader with
 :func:`clinfonce.data.sources.register_source` and importing its module here.
 """
 
-from clinfonce.data import custom_sources, fashion_mnist, synthetic  # noqa: F401
-from clinfonce.data.official import sources  # noqa: F401
+import clinfonce.data.custom_sources
+import clinfonce.data.fashion_mnist
+import clinfonce.data.official.sources
+import clinfonce.data.synthetic  # noqa: F401
