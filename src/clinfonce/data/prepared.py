@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.data.images import decode_resized
+from clinfonce.outputs import atomic_write
 
 fcntl: ModuleType | None
 try:
@@ -128,7 +129,7 @@ def prepare_array(
                     folder, keys, status, pending, paths, channels, size, workers, progress
                 )
             if table is not None and (status == DONE).all() and not (folder / TABLE_FILE).exists():
-                _write_atomic(folder / TABLE_FILE, lambda tmp: table.to_csv(tmp, index=False))
+                atomic_write(folder / TABLE_FILE, lambda tmp: table.to_csv(tmp, index=False))
     except OSError as exc:
         raise PreparedCacheError(
             f"cannot write the prepared images in {folder}: {exc.strerror or exc}; give a "
@@ -316,15 +317,7 @@ def _one_thread() -> None:
 
 def _save_index(folder: Path, keys: pd.DataFrame, status: np.ndarray) -> None:
     index = keys.assign(status=status)
-    _write_atomic(folder / INDEX_FILE, lambda tmp: index.to_parquet(tmp, index=False))
-
-
-def _write_atomic(target: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file and rename it over ``target``: readers see the old
-    file or the new one, never a torn one."""
-    partial = target.with_name(f"{target.name}.partial")
-    write(partial)
-    os.replace(partial, target)
+    atomic_write(folder / INDEX_FILE, lambda tmp: index.to_parquet(tmp, index=False))
 
 
 def _key_strings(keys: pd.DataFrame) -> pd.Index:
