@@ -13,12 +13,12 @@ from PIL import Image
 from clinfonce.data import load_source
 from clinfonce.data.augment import AugmentParams, MultiView
 from clinfonce.data.datasets import ArrayRows, ImageFiles
-from clinfonce.data.views import choose_views
+from clinfonce.data.views import choose_view_maker
 
 
 def test_arrays_are_augmented_on_the_device() -> None:
     source = load_source("synthetic-attributes", n_samples=12, image_size=12)
-    views = choose_views(source, None)
+    views = choose_view_maker(source, None)
     assert views.on_device and views.image_size == 12
     assert views.train_transform(2, None) is None and views.eval_transform() is None
     images = views.images(np.array([3, 1]))
@@ -39,7 +39,7 @@ def _image_table(tmp_path: Path, count: int = 4) -> Path:
 
 def test_files_get_per_sample_views_and_prepared_files_become_an_array(tmp_path: Path) -> None:
     table = _image_table(tmp_path)
-    files = choose_views(load_source("table", table=str(table)), 8)
+    files = choose_view_maker(load_source("table", table=str(table)), 8)
     assert not files.on_device
     assert isinstance(files.images(np.array([0, 2])), ImageFiles)
     assert isinstance(files.train_transform(2, None), MultiView)
@@ -47,6 +47,6 @@ def test_files_get_per_sample_views_and_prepared_files_become_an_array(tmp_path:
     transform, augment = files.single_view(AugmentParams())
     assert transform is not None and augment is None
 
-    prepared = choose_views(load_source("table", table=str(table), prepare=True), 8)
+    prepared = choose_view_maker(load_source("table", table=str(table), prepare=True), 8)
     assert prepared.on_device and isinstance(prepared.images(np.array([1])), ArrayRows)
     assert prepared.source.images is not None and prepared.source.images.shape == (4, 3, 8, 8)

@@ -19,7 +19,7 @@ from clinfonce.data.config import ClustersConfig, DataConfig
 from clinfonce.data.datasets import ContrastiveDataset, as_int64
 from clinfonce.data.sources import ImageSource, load_source
 from clinfonce.data.splits import seeded_subset, split_mask
-from clinfonce.data.views import ViewMaker, choose_views
+from clinfonce.data.views import ViewMaker, choose_view_maker
 
 
 @dataclass
@@ -27,7 +27,7 @@ class PreparedData:
     """Training data resolved from a config, ready to become datasets.
 
     Attributes:
-        views: the run's view maker, which holds the source (all rows) as read.
+        view_maker: the run's view maker, which holds the source (all rows) as read.
         train_rows: table rows trained on; training sample ``i`` is row ``train_rows[i]``.
         monitor_rows: labelled held-out rows for the kNN monitor, or ``None``.
         labels: int64 label code per table row (``-1`` = unknown), or ``None``.
@@ -40,7 +40,7 @@ class PreparedData:
         named_sidecars: name -> how that clustering was made.
     """
 
-    views: ViewMaker
+    view_maker: ViewMaker
     train_rows: np.ndarray
     monitor_rows: np.ndarray | None
     labels: np.ndarray | None
@@ -55,12 +55,12 @@ class PreparedData:
     @property
     def source(self) -> ImageSource:
         """The loaded source, all rows (files replaced by their prepared array if made)."""
-        return self.views.source
+        return self.view_maker.source
 
     @property
     def image_size(self) -> int:
         """The model input side."""
-        return self.views.image_size
+        return self.view_maker.image_size
 
     @property
     def channels(self) -> int:
@@ -75,13 +75,13 @@ class PreparedData:
         return None if self.labels is None else self.labels[self.train_rows]
 
     def train_dataset(self, views: int, augment: AugmentParams | None = None) -> ContrastiveDataset:
-        """The training set, ``views`` views per sample, made as :attr:`views` decides."""
-        transform = self.views.train_transform(views, augment)
+        """The training set, ``views`` views per sample, made as :attr:`view_maker` decides."""
+        transform = self.view_maker.train_transform(views, augment)
         return self.dataset(self.train_rows, clusters=self.clusters, transform=transform)
 
     def eval_dataset(self, rows: np.ndarray) -> ContrastiveDataset:
         """Un-augmented images of ``rows`` (files: resize + centre crop)."""
-        return self.dataset(rows, transform=self.views.eval_transform())
+        return self.dataset(rows, transform=self.view_maker.eval_transform())
 
     def dataset(
         self, rows: np.ndarray, *, clusters: np.ndarray | None = None, transform: Any = None
@@ -89,7 +89,7 @@ class PreparedData:
         """A dataset over table ``rows`` (``index`` = position in ``rows``)."""
         labels = None if self.labels is None else self.labels[rows]
         return ContrastiveDataset(
-            self.views.images(rows),
+            self.view_maker.images(rows),
             labels=as_int64(labels),
             clusters=as_int64(clusters),
             transform=transform,
@@ -129,8 +129,8 @@ def prepare_data(
     """
     if source is None:
         source = load_source(data.dataset, **data.options)
-    views = choose_views(source, data.image_size)
-    source = views.source
+    view_maker = choose_view_maker(source, data.image_size)
+    source = view_maker.source
     table = source.table
     require_columns(table, [data.id_column], source.name, "; set data.id_column")
     labels, names = _labels(table, data.label_column, source.name)
@@ -171,7 +171,7 @@ def prepare_data(
         named_ids[name] = ids
     mean, std = _normalisation(source, rows, data)
     return PreparedData(
-        views,
+        view_maker,
         rows,
         monitor_rows,
         labels,

@@ -1,7 +1,7 @@
 """The view maker: how a run's images become model inputs, decided once per run.
 
 Three kinds of images exist: an array in memory, a prepared (memory-mapped) array of
-decoded files, and image files read while training. :func:`choose_views` settles which one
+decoded files, and image files read while training. :func:`choose_view_maker` settles which one
 a run uses (preparing the files first when the source asks for it) and the resulting
 :class:`ViewMaker` is the only place that branches on the kind: arrays give ``uint8
 [C, H, W]`` images augmented as whole batches on the device (:class:`BatchAugment`); files
@@ -94,7 +94,7 @@ class ViewMaker:
         return None, augment
 
 
-def choose_views(source: ImageSource, image_size: int | None) -> ViewMaker:
+def choose_view_maker(source: ImageSource, image_size: int | None) -> ViewMaker:
     """The run's view maker: a source asking for a prepared array is prepared first, at
     ``image_size`` (default :data:`DEFAULT_FILE_SIZE`); without ``image_size``, arrays keep
     their own size and files are brought to :data:`DEFAULT_FILE_SIZE`."""

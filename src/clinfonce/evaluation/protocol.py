@@ -172,7 +172,7 @@ def _run_sgd_probe(
     log: Log,
 ) -> ProbeResult:
     module, params = run.module, _probe_crop_flip(run.config)
-    transform, augment = prepared.views.single_view(params)
+    transform, augment = prepared.view_maker.single_view(params)
     dataset = prepared.dataset(train_rows, transform=transform)
     result = sgd_probe(
         module.embed,

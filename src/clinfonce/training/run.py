@@ -507,7 +507,7 @@ def train_loader(config: ExperimentConfig, data: PreparedData) -> DataLoader[Any
             f"train.batch_size={train.batch_size} exceeds the {len(dataset)} training samples; "
             "lower train.batch_size"
         )
-    workers = loader_workers(train, data.views.on_device)
+    workers = loader_workers(train, data.view_maker.on_device)
     return DataLoader(
         dataset,
         batch_sampler=DistributedBatchSampler(  # this process's share of the global batch
