@@ -58,7 +58,8 @@ from clinfonce.data.augment import (
 )
 from clinfonce.data.datasets import ArrayRows, ContrastiveDataset, ImageFiles
 from clinfonce.data.images import decode_image, decode_resized
-from clinfonce.data.prepared import entry_folder, prepare_array, usable_cores
+from clinfonce.data.prepared import prepare_array, usable_cores
+from clinfonce.data.prepared_sources import entry_folder
 from clinfonce.training import ContrastiveModule, config_from_dict, train
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -1,4 +1,7 @@
-"""Output paths checked against input paths, so that no command destroys what it reads.
+"""Writing outputs safely: atomically, and never over what the command reads.
+
+Every file is written through a temporary file and renamed into place
+(:func:`atomic_write`), so a reader never sees a torn file.
 
 Every command that writes checks its outputs here first: an output that is one of its
 inputs (``clusters build meta.csv --out meta.csv``) is always refused; an existing output
@@ -8,6 +11,8 @@ to be cleared must not hold one of the run's inputs.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +107,28 @@ def check_output_folder(
     sources = list(inputs)
     for name in names:
         check_output_file(folder / name, sources, force=True, ours=lambda _: True, option=option)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place.
+
+    The rename is atomic on one file system, so readers see the old file or the new one.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask

@@ -182,3 +182,19 @@ def test_suggest_ranks_the_informative_column_first(
     printed = capsys.readouterr().out
     assert "recommended: striped, method.name=" in printed
     assert printed.index("| striped |") < printed.index("| noise |")
+
+
+def test_every_builder_parameter_is_an_option_typed_and_explained_by_the_builder() -> None:
+    from clinfonce.cli.clusters.options import BUILDER_OPTIONS
+    from clinfonce.clusters.builders import BUILDERS
+
+    options = {option.param: option for option in BUILDER_OPTIONS if option.flag != "--tag-column"}
+    for builder in BUILDERS.values():
+        for name in builder.parameters():
+            if name == "label_column":  # a common option: the metrics use it too
+                continue
+            option = options[name]
+            assert option.flag == f"--{name.replace('_', '-')}"
+            assert f"{builder.name}: {builder.parameter_docs()[name]}" in option.help
+    assert options["rank"].choices == ("entropy", "given")
+    assert options["spherical"].boolean and options["columns"].type is not None

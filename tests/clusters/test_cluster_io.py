@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from clinfonce.clusters import read_assignment, read_table, write_assignment
-from clinfonce.clusters.io import file_sha256, is_assignment_file, sample_ids
+from clinfonce.clusters.io import file_sha256, is_assignment_file, read_sidecar
+from clinfonce.clusters.tables import sample_ids
 
 FRAME = pd.DataFrame({"id": ["a", "b", "c"], "attr": [0, 1, 1], "label": ["x", "y", "x"]})
 
@@ -159,3 +160,24 @@ def test_written_files_get_the_umask_mode_and_leave_no_temp(tmp_path: Path) -> N
     assert is_assignment_file(tmp_path / "c.csv")
     (tmp_path / "c.csv.json").unlink()
     assert not is_assignment_file(tmp_path / "c.csv")
+
+
+@pytest.mark.parametrize("key", ["metrics", "metrics_vs_labels"])
+def test_sidecars_of_either_layout_read_back_and_are_written_in_one(
+    tmp_path: Path, key: str
+) -> None:
+    old = tmp_path / "old.csv"
+    old.write_text("id,cluster\na,0\n")
+    metrics = {"i_zt": 0.5, "num_clusters": 1}
+    Path(f"{old}.json").write_text(
+        json.dumps({"builder": "label", key: metrics, "num_samples": 1, "num_clusters": 1})
+    )
+    sidecar = read_sidecar(old)
+    assert sidecar is not None
+    assert sidecar.metrics == metrics and sidecar.provenance == {"builder": "label"}
+    assert (sidecar.num_samples, sidecar.num_clusters) == (1, 1)
+    new = tmp_path / "new.csv"
+    write_assignment(new, ["a"], [0], sidecar)
+    written = json.loads(Path(f"{new}.json").read_text())
+    assert written == {"builder": "label", "metrics": metrics, "num_samples": 1, "num_clusters": 1}
+    assert read_sidecar(tmp_path / "none.csv") is None

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clinfonce.clusters.suggest import MIN_LIFT, expected_positives, suggest
+from clinfonce.clusters.assess import MIN_LIFT, expected_positives
+from clinfonce.clusters.suggest import suggest
 
 
 def _table(labelled: int, seed: int = 0) -> pd.DataFrame:

@@ -21,11 +21,10 @@ from clinfonce.data.prepared import (
     PENDING,
     TABLE_FILE,
     PreparedCacheError,
-    entry_folder,
     prepare_array,
-    prepared_source,
     read_index,
 )
+from clinfonce.data.prepared_sources import entry_folder, prepared_source
 
 SIZE = 8
 

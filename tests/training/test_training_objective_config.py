@@ -12,7 +12,7 @@ import pytest
 
 from clinfonce.clusters import read_assignment, write_assignment
 from clinfonce.data import ClustersConfig, ClusterSpec, DataConfig, ImageSource, prepare_data
-from clinfonce.data.prepare import write_clusters
+from clinfonce.data.cluster_ids import write_clusters
 from clinfonce.training import config_from_dict, load_config, objective_terms, save_config
 
 ONE = {"builder": "attributes", "params": {"columns": ["maker"]}}

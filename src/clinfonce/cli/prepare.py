@@ -58,8 +58,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Prepare the array and say where it is and what was decoded."""
-    from clinfonce.data.prepared import DONE, prepare_source_array
-    from clinfonce.data.sources import load_table_source
+    from clinfonce.data.custom_sources import load_table_source
+    from clinfonce.data.prepared import DONE
+    from clinfonce.data.prepared_sources import prepare_source_array
 
     if args.size < 1:
         raise ValueError(f"--size must be a positive number of pixels, got {args.size}")

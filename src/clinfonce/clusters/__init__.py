@@ -4,7 +4,8 @@ A metadata table (one row per sample) goes in; a builder (``attributes``, ``hier
 ``tags``, ``kmeans``, ``instance``, ``label``, ``column``) turns it into contiguous cluster
 ids; :func:`cluster_metrics` says how much the clusters tell about the downstream labels
 (I(Z;T)) and how much they split them (H(Z|T)). K-means itself lives in
-:mod:`clinfonce.clusters.kmeans`.
+:mod:`clinfonce.clusters.kmeans`; tables are read by :mod:`clinfonce.clusters.tables`, and
+assignment files and their sidecars written and read by :mod:`clinfonce.clusters.io`.
 
 Examples:
     >>> import pandas as pd
@@ -18,8 +19,9 @@ Examples:
 """
 
 from clinfonce.clusters.builders import build_clusters
-from clinfonce.clusters.io import read_assignment, read_table, write_assignment
+from clinfonce.clusters.io import read_assignment, write_assignment
 from clinfonce.clusters.metrics import cluster_metrics
+from clinfonce.clusters.tables import read_table
 
 __all__ = [
     "build_clusters",

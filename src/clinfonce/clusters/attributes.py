@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -22,12 +22,14 @@ from clinfonce.clusters._codes import (
     resolve_k,
     summarize_column,
 )
-from clinfonce.clusters.io import SOURCE_INDEX, require_columns
 from clinfonce.clusters.metrics import entropy_bits
+from clinfonce.clusters.tables import SOURCE_INDEX, require_columns
 
 # Never attributes unless listed explicitly: sample keys, labels and split markers.
 RESERVED_COLUMNS: tuple[str, ...] = ("id", "path", "label", "class", "split", SOURCE_INDEX)
-RANKINGS: tuple[str, ...] = ("entropy", "given")
+Ranking = Literal["entropy", "given"]
+RANKINGS: tuple[str, ...] = get_args(Ranking)
+MissingRule = Literal["own", "error"]
 DEFAULT_MAX_LEVELS = 64
 
 
@@ -141,8 +143,8 @@ def build_attributes(
     k: int | None = None,
     columns: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
-    rank: str = "entropy",
-    missing: str = "own",
+    rank: Ranking = "entropy",
+    missing: MissingRule = "own",
     max_levels: int | None = DEFAULT_MAX_LEVELS,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Cluster id = joint value of the first ``k`` ranked attributes.

@@ -10,6 +10,8 @@ build per value (nested joint values) provide a sweep function too.
 from __future__ import annotations
 
 import inspect
+import re
+import typing
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +69,17 @@ class Builder:
         items = list(inspect.signature(self.build).parameters.items())[1:]
         return dict(items)
 
+    def parameter_docs(self) -> dict[str, str]:
+        """Each parameter's description from the build function's ``Args:`` section, on one
+        line without reST markup: the builder options' ``--help`` comes from here."""
+        return _args_section(inspect.getdoc(self.build) or "")
+
+    def parameter_types(self) -> dict[str, Any]:
+        """Each parameter's annotated type: the builder options' argument types (and, for a
+        ``Literal``, their choices) come from here."""
+        hints = typing.get_type_hints(self.build)
+        return {name: hints.get(name, Any) for name in self.parameters()}
+
     def check(self, params: Mapping[str, Any]) -> None:
         """Raise a ValueError for unknown or missing parameters, naming the accepted ones."""
         accepted = self.parameters()
@@ -84,6 +97,33 @@ class Builder:
         ]
         if required:
             raise ValueError(f"builder {self.name!r} needs {', '.join(required)}")
+
+
+def _args_section(doc: str) -> dict[str, str]:
+    r"""``name -> description`` of a Google-style docstring's ``Args:`` section.
+
+    Examples:
+        >>> _args_section("Args:\n    a: the ``first``\n        term.\n    b: more.")
+        {'a': 'the first term.', 'b': 'more.'}
+    """
+    parts: dict[str, list[str]] = {}
+    inside, current = False, ""
+    for line in doc.splitlines():
+        if line.strip() == "Args:":
+            inside = True
+        elif inside and (not line.strip() or not line.startswith("    ")):
+            break  # a blank line or the next section ends it
+        elif inside:
+            entry = re.match(r"    (\w+): (.*)", line)
+            if entry:
+                current = entry[1]
+                parts[current] = [entry[2]]
+            elif current:
+                parts[current].append(line.strip())
+    return {
+        name: re.sub(r":\w+:`~?([^`]+)`", r"\1", " ".join(text)).replace("``", "")
+        for name, text in parts.items()
+    }
 
 
 def _attributes_sweep(

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.clusters._codes import encode_labels
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 
 ParentSpec = str | os.PathLike[str] | Mapping[Any, Any]
 _EXAMPLES = 10
@@ -165,7 +165,8 @@ def build_hierarchy(
     Args:
         table: one row per sample.
         label_column: the fine class of each sample (no missing values).
-        parents: hierarchy as accepted by :func:`load_parents`.
+        parents: a child,parent CSV or nested JSON tree file, or a mapping (see
+            :func:`load_parents`).
         level: depth of the ancestor; labels shallower than this keep themselves.
 
     Returns:

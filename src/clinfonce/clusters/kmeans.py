@@ -24,16 +24,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from clinfonce.clusters._codes import dense_rank
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 
-BACKENDS: tuple[str, ...] = ("auto", "faiss", "torch")
-INITS: tuple[str, ...] = ("k-means++", "random")
+Backend = Literal["auto", "faiss", "torch"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+Init = Literal["k-means++", "random"]
+INITS: tuple[str, ...] = get_args(Init)
 _CHUNK = 16384
 
 
@@ -313,13 +315,26 @@ def build_kmeans(
     iterations: int = 20,
     restarts: int = 1,
     seed: int = 0,
-    init: str = "k-means++",
-    backend: str = "auto",
+    init: Init = "k-means++",
+    backend: Backend = "auto",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Cluster id = K-means cluster of numeric columns or of a ``.npy`` embedding file.
 
     Ids follow centroid order with empty centroids dropped (so they are ``0..K'-1``,
     K' <= K). Details record the inertia, the backend and K'.
+
+    Args:
+        table: one row per sample.
+        n_clusters: K.
+        columns: numeric feature columns (or give ``embeddings``).
+        embeddings: a ``.npy [rows, dim]`` file, one row per table row.
+        spherical: cosine K-means on L2-normalised vectors; ``False``: Euclidean.
+        iterations: Lloyd iterations per run.
+        restarts: runs from different seeds; the lowest inertia is kept.
+        seed: random seed of the initialisation.
+        init: ``"k-means++"`` (greedy seeding on a 20,000-point sample) or ``"random"``
+            (K random points).
+        backend: ``"faiss"``, pure ``"torch"``, or ``"auto"`` (faiss when installed).
 
     Examples:
         >>> t = pd.DataFrame({"x": [0.0, 0.1, 9.0, 9.1], "y": [0.0, 0.0, 1.0, 1.0]})

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.clusters._codes import encode_labels
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 
 
 def build_instance(table: pd.DataFrame) -> tuple[np.ndarray, dict[str, Any]]:
@@ -31,6 +31,10 @@ def _by_column(table: pd.DataFrame, column: str, option: str) -> tuple[np.ndarra
 def build_label(table: pd.DataFrame, *, label_column: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Cluster = downstream label (the SupCon extreme); ids in sorted label order.
 
+    Args:
+        table: one row per sample.
+        label_column: the label column (no missing values).
+
     Examples:
         >>> build_label(pd.DataFrame({"label": ["dog", "cat", "dog"]}), label_column="label")[0]
         array([1, 0, 1])
@@ -41,6 +45,10 @@ def build_label(table: pd.DataFrame, *, label_column: str) -> tuple[np.ndarray, 
 def build_column(table: pd.DataFrame, *, column: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Cluster = an existing column of cluster ids (e.g. ``label_gran_10`` of the official
     files), re-numbered ``0..K-1`` in sorted value order. Missing values are an error.
+
+    Args:
+        table: one row per sample.
+        column: an existing column of cluster ids (e.g. label_gran_10).
 
     Examples:
         >>> build_column(pd.DataFrame({"g": [40, 3, 40]}), column="g")[0]

@@ -17,16 +17,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from clinfonce.clusters._codes import ColumnCodes, dense_rank, nested_joint, resolve_k
-from clinfonce.clusters.io import require_columns
+from clinfonce.clusters.tables import require_columns
 
-TAG_FORMATS: tuple[str, ...] = ("auto", "json", "hashtag", "delimited")
-TAG_METHODS: tuple[str, ...] = ("top-k", "tfidf-kmeans")
+TagFormat = Literal["auto", "json", "hashtag", "delimited"]
+TAG_FORMATS: tuple[str, ...] = get_args(TagFormat)
+TagMethod = Literal["top-k", "tfidf-kmeans"]
+TAG_METHODS: tuple[str, ...] = get_args(TagMethod)
 _HASHTAGS = r"\s*(?:#[^\s#]+\s*)+"
 
 
@@ -227,9 +229,9 @@ def build_tags(
     *,
     column: str,
     k: int | None = None,
-    method: str = "top-k",
+    method: TagMethod = "top-k",
     n_clusters: int | None = None,
-    tag_format: str = "auto",
+    tag_format: TagFormat = "auto",
     sep: str = "|",
     max_features: int = 1000,
     seed: int = 0,
@@ -243,7 +245,8 @@ def build_tags(
             (``None``: all tags).
         method: ``"top-k"`` or ``"tfidf-kmeans"``.
         n_clusters: tfidf-kmeans method: number of K-means groups.
-        tag_format: cell format, one of ``TAG_FORMATS`` (``"auto"`` detects it).
+        tag_format: cell format (``"auto"`` detects JSON lists, #hashtags or ``sep``
+            delimited tags).
         sep: separator of the ``"delimited"`` format.
         max_features: tfidf-kmeans method: keep the most frequent tags only (memory is
             rows x max_features floats).

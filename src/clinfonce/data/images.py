@@ -1,4 +1,5 @@
-"""Image decoding with errors that name the file and the table row.
+"""Image decoding with errors that name the file and the table row, and the report of
+missing or unreadable image files (an error, or rows skipped with a warning).
 
 One resize rule serves every path that stores images at the training resolution (the
 in-memory cache and the prepared array): the shorter side is resized to the target with
@@ -9,6 +10,7 @@ the size asked for), which makes decoding large originals several times faster.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +70,23 @@ def decode_resized(path: Path, channels: int, size: int, *, row: int | None = No
     image = tvf.resize(image, [size], antialias=True)
     resized: torch.Tensor = tvf.center_crop(image, [size, size])
     return resized
+
+
+def report_bad_rows(
+    bad: np.ndarray, paths: list[Path], table: str, missing: str, what: str
+) -> None:
+    """Stop at (``missing="error"``) or warn about (``"skip"``) the rows flagged ``bad``,
+    naming a few of their files; ``what`` says what is wrong with them."""
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    examples = "; ".join(f"row {r}: {paths[r]}" for r in rows[:5])
+    if missing == "error":
+        raise FileNotFoundError(
+            f"{table}: {len(rows)} {what} image(s), e.g. {examples}; fix the paths or "
+            "data.options.image_root, or set data.options.missing=skip to drop them"
+        )
+    warnings.warn(
+        f"{table}: skipping {len(rows)} {what} image(s) of {len(paths)}, e.g. {examples}",
+        stacklevel=3,
+    )

@@ -24,8 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.data.images import decode_resized
-from clinfonce.data.sources import ImageSource, report_bad_rows
+from clinfonce.outputs import atomic_write
 
 fcntl: ModuleType | None
 try:
@@ -44,8 +43,6 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-#: Side used for files when ``data.image_size`` is not set (as for streamed files).
-DEFAULT_FILE_SIZE = 224
 PENDING, DONE, UNREADABLE = 0, 1, 2
 ARRAY_FILE, INDEX_FILE, TABLE_FILE = "images.npy", "index.parquet", "table.csv"
 LOCK_FILE = ".lock"
@@ -55,24 +52,6 @@ _SAVE_EVERY_S = 2.0  # index writes while decoding (each one makes finished rows
 
 class PreparedCacheError(ValueError):
     """The prepared array cannot be written (unwritable folder, full disk)."""
-
-
-@dataclass(frozen=True)
-class PrepareRequest:
-    """How a table source wants its files prepared (set by ``data.options.prepare``).
-
-    Attributes:
-        folder: parent folder of the prepared entries.
-        table: the metadata table (named in messages, its stem names the entry).
-        missing: ``error`` or ``skip`` for unreadable images (as ``data.options.missing``).
-        required: ``True`` makes a failure to write the array an error; ``False`` (``auto``)
-            warns and goes on reading the files.
-    """
-
-    folder: Path
-    table: str
-    missing: str = "error"
-    required: bool = True
 
 
 @dataclass
@@ -95,88 +74,11 @@ class PreparedArray:
     folder: Path
 
 
-def prepare_request(
-    prepare: bool | str, prepare_dir: str | None, table: str | Path, missing: str = "error"
-) -> PrepareRequest | None:
-    """The request of a loader's ``prepare`` and ``prepare_dir`` options (``None``: read the
-    files while training); ``table`` names the entry and, without ``prepare_dir``, places
-    it in ``.clinfonce-prepared`` beside itself.
-
-    Examples:
-        >>> prepare_request("auto", None, "data/meta.csv").folder.as_posix()
-        'data/.clinfonce-prepared'
-    """
-    if prepare not in (True, False, "auto"):
-        raise ValueError(f"data.options.prepare must be true, false or auto, got {prepare!r}")
-    if not prepare:
-        return None
-    folder = Path(prepare_dir) if prepare_dir else Path(table).parent / ".clinfonce-prepared"
-    return PrepareRequest(folder, str(table), missing, required=prepare is True)
-
-
-def entry_folder(folder: Path, table: str | Path, size: int, channels: int) -> Path:
-    """The entry of one table at one size: ``folder/<table stem>-<size>px-<rgb|gray>``.
-
-    Examples:
-        >>> entry_folder(Path("cache"), "data/meta.csv", 64, 3).as_posix()
-        'cache/meta-64px-rgb'
-    """
-    return folder / f"{Path(table).stem}-{size}px-{'rgb' if channels == 3 else 'gray'}"
-
-
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def prepared_source(source: ImageSource, size: int) -> ImageSource:
-    """The source with its files replaced by their prepared array at ``size`` px.
-
-    Sources without a :class:`PrepareRequest` come back unchanged. When the array cannot be
-    written, a required prepare raises :class:`PreparedCacheError`; ``auto`` warns and
-    returns the source unchanged (files read while training). Unreadable images follow
-    ``missing``: an error naming them, or rows dropped with a warning (the kept rows are
-    then copied into memory).
-    """
-    request = source.prepare
-    if request is None or source.paths is None:
-        return source
-    try:
-        prepared = prepare_source_array(source, size)
-    except PreparedCacheError as exc:
-        if request.required:
-            raise
-        warnings.warn(f"{exc}; training goes on reading the image files", stacklevel=2)
-        return source
-    ok = prepared.status == DONE
-    images, table = prepared.images, source.table
-    if not ok.all():
-        images, table = np.ascontiguousarray(images[ok]), table[ok]
-    return ImageSource(
-        source.name,
-        table,
-        images=images,
-        channels=source.channels,
-        description=f"{source.description}, prepared at {size} px in {prepared.folder}",
-    )
-
-
-def prepare_source_array(
-    source: ImageSource, size: int, *, workers: int | None = None
-) -> PreparedArray:
-    """Prepare the files of a source that carries a :class:`PrepareRequest` (its entry in
-    the request's folder), then stop at or warn about unreadable images as it asks."""
-    request, paths = source.prepare, source.paths
-    if request is None or paths is None:
-        raise ValueError(f"source {source.name!r} has no image files to prepare")
-    folder = entry_folder(request.folder, request.table, size, source.channels)
-    prepared = prepare_array(
-        paths, folder, size, source.channels, table=source.table, workers=workers
-    )
-    report_bad_rows(prepared.status != DONE, paths, request.table, request.missing, "unreadable")
-    return prepared
 
 
 def prepare_array(
@@ -227,7 +129,7 @@ def prepare_array(
                     folder, keys, status, pending, paths, channels, size, workers, progress
                 )
             if table is not None and (status == DONE).all() and not (folder / TABLE_FILE).exists():
-                _write_atomic(folder / TABLE_FILE, lambda tmp: table.to_csv(tmp, index=False))
+                atomic_write(folder / TABLE_FILE, lambda tmp: table.to_csv(tmp, index=False))
     except OSError as exc:
         raise PreparedCacheError(
             f"cannot write the prepared images in {folder}: {exc.strerror or exc}; give a "
@@ -415,15 +317,7 @@ def _one_thread() -> None:
 
 def _save_index(folder: Path, keys: pd.DataFrame, status: np.ndarray) -> None:
     index = keys.assign(status=status)
-    _write_atomic(folder / INDEX_FILE, lambda tmp: index.to_parquet(tmp, index=False))
-
-
-def _write_atomic(target: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file and rename it over ``target``: readers see the old
-    file or the new one, never a torn one."""
-    partial = target.with_name(f"{target.name}.partial")
-    write(partial)
-    os.replace(partial, target)
+    atomic_write(folder / INDEX_FILE, lambda tmp: index.to_parquet(tmp, index=False))
 
 
 def _key_strings(keys: pd.DataFrame) -> pd.Index:

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from clinfonce.clusters.io import atomic_write
 from clinfonce.experiments.grid import Cell
+from clinfonce.outputs import atomic_write
 
 CELL_FILE = "experiment-cell.json"
 

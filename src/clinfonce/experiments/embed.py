@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinfonce.clusters.io import atomic_write
 from clinfonce.data.sources import ImageSource
 from clinfonce.evaluation.features import extract_features
 from clinfonce.experiments.evaluate import Log, evaluation_data
+from clinfonce.outputs import atomic_write
 from clinfonce.training.load import LoadedRun
 
 

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from clinfonce.data.augment import AugmentParams, BatchAugment, view_transform
-from clinfonce.data.prepare import ClustersConfig, PreparedData, prepare_data
+from clinfonce.data.augment import AugmentParams
+from clinfonce.data.config import ClustersConfig
+from clinfonce.data.prepare import PreparedData, prepare_data
 from clinfonce.data.sources import ImageSource
 from clinfonce.evaluation.cluster_views import embedding_kmeans, tsne_plot
 from clinfonce.evaluation.features import extract_features
@@ -92,17 +93,8 @@ def _run_sgd_probe(
     log: Log,
 ) -> ProbeResult:
     module, params = run.module, _probe_crop_flip(run.config)
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
-    if prepared.source.in_memory:
-        batch_augment = BatchAugment(params, module.image_size)
-
-        def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-            return batch_augment(images, 1, generator)[:, 0]
-
-        dataset = prepared.dataset(train_rows)
-    else:
-        transform = view_transform(params, prepared.image_size)
-        dataset = prepared.dataset(train_rows, transform=transform)
+    transform, augment = prepared.view_maker.single_view(params)
+    dataset = prepared.dataset(train_rows, transform=transform)
     result = sgd_probe(
         module.embed,
         dataset,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clinfonce.clusters.io import atomic_write
+from clinfonce.outputs import atomic_write
 
 
 def _percent(value: float | None) -> str:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from clinfonce.clusters.io import atomic_write
 from clinfonce.experiments.aggregate import (
     add_gap_closed,
     gap_references,
@@ -17,6 +16,7 @@ from clinfonce.experiments.aggregate import (
 )
 from clinfonce.experiments.grid import Cell
 from clinfonce.experiments.spec import ExperimentSpec
+from clinfonce.outputs import atomic_write
 
 
 def _budget_text(cells: Sequence[Cell]) -> str:

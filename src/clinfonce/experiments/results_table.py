@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from clinfonce.clusters.io import atomic_write
 from clinfonce.experiments.aggregate import NUMERIC_COLUMNS
 from clinfonce.experiments.grid import Cell
+from clinfonce.outputs import atomic_write
 
 #: Columns of ``results.csv``: accuracies in percent, cluster metrics in bits over the
 #: training rows (empty for runs without clusters), seconds of wall time in this process.

@@ -29,7 +29,6 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from clinfonce.clusters.io import atomic_write
 from clinfonce.experiments.cell_state import cell_status
 from clinfonce.experiments.cells import SourceCache, run_cell
 from clinfonce.experiments.grid import Cell, expand_grid
@@ -41,6 +40,7 @@ from clinfonce.experiments.results_table import (
     write_results_file,
 )
 from clinfonce.experiments.spec import ExperimentSpec, eval_hash
+from clinfonce.outputs import atomic_write
 
 Log = Callable[[str], None]
 

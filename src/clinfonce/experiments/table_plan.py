@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.clusters.suggest import Suggestion, suggest
+from clinfonce.data.custom_sources import read_metadata
 from clinfonce.data.defaults import (
     MAX_IMAGE_SIDE,
     MEMORY_BUDGET_BYTES,
@@ -27,7 +28,7 @@ from clinfonce.data.defaults import (
     detect_columns,
     probe_images,
 )
-from clinfonce.data.sources import ImageSource, load_source, read_metadata
+from clinfonce.data.sources import ImageSource, load_source
 from clinfonce.training.config import ExperimentConfig, config_from_dict
 
 Log = Callable[[str], None]

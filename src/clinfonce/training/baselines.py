@@ -31,7 +31,7 @@ from torch import nn
 
 from clinfonce.clusters._codes import encode_column
 from clinfonce.clusters.attributes import candidate_columns
-from clinfonce.data.prepare import ClustersConfig
+from clinfonce.data.config import ClustersConfig
 from clinfonce.models import ProjectionHead, feature_dim
 from clinfonce.training.base import EncoderModule
 

@@ -33,8 +33,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from clinfonce.clusters.io import atomic_write
 from clinfonce.interrupted import TrainingInterrupted
+from clinfonce.outputs import atomic_write
 from clinfonce.training.distributed import DistributedBatchSampler
 
 __all__ = [

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 import yaml
 
-from clinfonce.clusters.io import atomic_write
 from clinfonce.data.augment import AugmentParams
-from clinfonce.data.prepare import ClustersConfig, DataConfig, expand_clusters_shorthand
+from clinfonce.data.config import ClustersConfig, DataConfig, expand_clusters_shorthand
 from clinfonce.data.sources import check_source_options
+from clinfonce.outputs import atomic_write
 from clinfonce.training.method_options import (
     METHOD_TEMPERATURES,
     BaselineConfig,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from clinfonce.clusters.kmeans import INITS
-from clinfonce.data.prepare import ClustersConfig
+from clinfonce.data.config import ClustersConfig
 
 if TYPE_CHECKING:  # both build on the config module, which includes this one
     from clinfonce.training.config import ExperimentConfig

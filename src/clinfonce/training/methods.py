@@ -98,7 +98,8 @@ def untrained_encoder(config: ExperimentConfig, source: Any = None) -> EncoderMo
     """
     import lightning as L
 
-    from clinfonce.data.prepare import ClustersConfig, prepare_data
+    from clinfonce.data.config import ClustersConfig
+    from clinfonce.data.prepare import prepare_data
     from clinfonce.training.config import config_from_dict
 
     values = {

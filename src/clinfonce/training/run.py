@@ -40,12 +40,12 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
-from clinfonce.clusters.io import atomic_write
+from clinfonce.data.cluster_ids import write_clusters
 from clinfonce.data.datasets import EpochShuffleSampler
-from clinfonce.data.prepare import PreparedData, prepare_data, write_clusters
+from clinfonce.data.prepare import PreparedData, prepare_data
 from clinfonce.data.prepared import usable_cores
 from clinfonce.data.sources import ImageSource
-from clinfonce.outputs import existing_paths, is_inside
+from clinfonce.outputs import atomic_write, existing_paths, is_inside
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.checkpointing import (
     RUN_FILE,
@@ -507,7 +507,7 @@ def train_loader(config: ExperimentConfig, data: PreparedData) -> DataLoader[Any
             f"train.batch_size={train.batch_size} exceeds the {len(dataset)} training samples; "
             "lower train.batch_size"
         )
-    workers = loader_workers(train, data.source.in_memory)
+    workers = loader_workers(train, data.view_maker.on_device)
     return DataLoader(
         dataset,
         batch_sampler=DistributedBatchSampler(  # this process's share of the global batch

@@ -58,7 +58,7 @@ def test_source_is_the_readers_table_with_absolute_paths(official_tree: Tree) ->
 
 
 def test_official_images_can_be_prepared(official_tree: Tree, tmp_path: Path) -> None:
-    from clinfonce.data.prepared import prepared_source
+    from clinfonce.data.prepared_sources import prepared_source
 
     name, root, options, _ = official_tree
     files = load_source(name, root=str(root), prepare=True, prepare_dir=str(tmp_path), **options)

@@ -34,7 +34,7 @@ from clinfonce.data.official._common import CORE_COLUMNS
 from clinfonce.data.official.imagenet100 import DEFAULT_LEVELS, MultipleParents
 from clinfonce.data.official.ut_zappos50k import LabelOrder
 from clinfonce.data.official.wider_attribute import AggregationRule
-from clinfonce.data.prepared import prepare_request
+from clinfonce.data.prepared_sources import prepare_request
 from clinfonce.data.sources import ImageSource, register_source
 
 DEFAULT_FOLDERS: dict[str, str] = {

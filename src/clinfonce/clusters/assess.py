@@ -1,0 +1,218 @@
+"""Judging one candidate source of clusters: in-batch positives without labels, the
+bias-corrected information about the labels where there are labels, and the neighbour
+lift of an embedding (the label-free signal). :mod:`clinfonce.clusters.suggest` ranks the
+candidates of a table with these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from clinfonce.clusters._codes import dense_rank
+from clinfonce.clusters.metrics import cluster_metrics, entropy_bits
+
+#: Fewer expected in-batch positives per anchor than this: clusters too fine.
+MIN_POSITIVES = 0.5
+#: More than this share of the batch positive for an anchor: clusters too coarse.
+MAX_POSITIVE_SHARE = 0.5
+_PERMUTATIONS = 100
+_BOOTSTRAPS = 200
+_P_VALUE = 0.05
+#: Neighbour lift at or below this: the clusters ignore what the embedding sees (random
+#: columns measured 0.99-1.01, useful sources 1.8 and more).
+MIN_LIFT = 1.2
+_LIFT_NEIGHBOURS = 20
+_LIFT_ROWS = 4000
+
+
+@dataclass
+class Candidate:
+    """One way of turning auxiliary information into clusters.
+
+    Attributes:
+        name: how reports call it, e.g. ``colour`` or ``colour+size``.
+        clusters: the ``clusters`` config section that builds it (builder + params).
+        ids: cluster id per table row.
+    """
+
+    name: str
+    clusters: dict[str, Any]
+    ids: np.ndarray
+
+
+@dataclass
+class Assessment:
+    """A candidate's numbers and verdict.
+
+    Attributes:
+        candidate: what was assessed.
+        k: number of clusters.
+        size_median: median cluster size.
+        size_max_share: share of the rows in the largest cluster.
+        positives: expected other samples of the anchor's cluster in a batch.
+        positive_share: ``positives`` over the batch's other samples.
+        usable: positives neither too few nor too many.
+        why: a few words on the verdict.
+        labelled: rows with a label the information numbers were measured on.
+        i_zt: bias-corrected I(Z;T) in bits (``nan`` without labels).
+        h_z_given_t: bias-corrected H(Z|T) in bits.
+        ratio: ``i_zt / H(T)`` and its bootstrap interval (``ratio_low``, ``ratio_high``).
+        score: ``(I(Z;T) - H(Z|T)) / H(T)``, the ranking key with labels.
+        informative: the permutation test found information about the labels (``None``:
+            no labels).
+        lift: neighbour lift in an embedding (``nan`` without one).
+    """
+
+    candidate: Candidate
+    k: int
+    size_median: float
+    size_max_share: float
+    positives: float
+    positive_share: float
+    usable: bool
+    why: str
+    labelled: int = 0
+    i_zt: float = float("nan")
+    h_z_given_t: float = float("nan")
+    ratio: float = float("nan")
+    ratio_low: float = float("nan")
+    ratio_high: float = float("nan")
+    score: float = float("nan")
+    informative: bool | None = None
+    lift: float = float("nan")
+
+
+def expected_positives(ids: np.ndarray, batch_size: int) -> float:
+    """Expected number of other samples of an anchor's cluster in a uniformly drawn batch.
+
+    Examples:
+        >>> expected_positives(np.array([0, 0, 1, 1]), 3)
+        0.6666666666666666
+        >>> expected_positives(np.arange(10), 8)
+        0.0
+    """
+    n = len(ids)
+    if n < 2:
+        return 0.0
+    sizes = np.bincount(dense_rank(np.asarray(ids, dtype=np.int64))[0]).astype(np.float64)
+    pair_share = float(np.sum(sizes * (sizes - 1)) / (n * (n - 1)))
+    return (batch_size - 1) * pair_share
+
+
+def neighbour_lift(
+    embeddings: np.ndarray, ids: np.ndarray, k: int = _LIFT_NEIGHBOURS, seed: int = 0
+) -> float:
+    """How much more often a row's ``k`` nearest neighbours (cosine) share its cluster than
+    two random rows do: 1 for clusters the embedding knows nothing of, more when they agree.
+
+    Computed on at most 4000 seeded rows.
+
+    Examples:
+        >>> x = np.array([[1.0, 0], [1, 0.1], [0, 1], [0.1, 1]])
+        >>> neighbour_lift(x, np.array([0, 0, 1, 1]), k=1)
+        3.0
+    """
+    rows = np.arange(len(ids))
+    if len(rows) > _LIFT_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, _LIFT_ROWS, replace=False))
+    z = dense_rank(np.asarray(ids, dtype=np.int64)[rows])[0]
+    x = np.asarray(embeddings, dtype=np.float32)[rows]
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    similarity = x @ x.T
+    np.fill_diagonal(similarity, -np.inf)
+    k = min(k, len(z) - 1)
+    neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    same = float(np.mean(z[neighbours] == z[:, None]))
+    sizes = np.bincount(z).astype(np.float64)
+    chance = float(np.sum(sizes * (sizes - 1)) / (len(z) * (len(z) - 1)))
+    return same / chance if chance > 0 else float("nan")
+
+
+def _mutual_information(z: np.ndarray, t: np.ndarray, n_labels: int) -> float:
+    h_z = entropy_bits(np.bincount(z))
+    h_t = entropy_bits(np.bincount(t))
+    return h_z + h_t - entropy_bits(np.bincount(z * n_labels + t))
+
+
+def _label_numbers(ids: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+    """Bias-corrected information numbers of ``ids`` about ``labels`` (codes, all known)."""
+    z = dense_rank(ids)[0]
+    n_labels = int(labels.max()) + 1
+    h_t = entropy_bits(np.bincount(labels))
+    h_z = entropy_bits(np.bincount(z))
+    observed = _mutual_information(z, labels, n_labels)
+    null = np.array(
+        [_mutual_information(z, rng.permutation(labels), n_labels) for _ in range(_PERMUTATIONS)]
+    )
+    bias = float(null.mean())
+    i_zt = max(observed - bias, 0.0)
+    p_value = (1 + np.sum(null >= observed - 1e-12)) / (1 + _PERMUTATIONS)
+    ratios = []
+    for _ in range(_BOOTSTRAPS):
+        pick = rng.integers(0, len(z), len(z))
+        zb, tb = dense_rank(z[pick])[0], dense_rank(labels[pick])[0]
+        h_tb = entropy_bits(np.bincount(tb))
+        if h_tb > 0:
+            ratios.append(max(_mutual_information(zb, tb, int(tb.max()) + 1) - bias, 0.0) / h_tb)
+    low, high = np.quantile(ratios, [0.05, 0.95]) if ratios else (float("nan"),) * 2
+    h_z_given_t = max(h_z - i_zt, 0.0)
+    return {
+        "labelled": len(z),
+        "i_zt": i_zt,
+        "h_z_given_t": h_z_given_t,
+        "ratio": i_zt / h_t if h_t > 0 else float("nan"),
+        "ratio_low": float(low),
+        "ratio_high": float(high),
+        "score": (i_zt - h_z_given_t) / h_t if h_t > 0 else float("nan"),
+        "informative": bool(p_value <= _P_VALUE),
+    }
+
+
+def assess(
+    candidate: Candidate,
+    batch_size: int,
+    labels: np.ndarray | None = None,
+    *,
+    embeddings: np.ndarray | None = None,
+    seed: int = 0,
+) -> Assessment:
+    """The numbers of one candidate; ``labels`` are codes per row, ``-1`` where unknown;
+    ``embeddings`` one row per table row, for the label-free :func:`neighbour_lift`."""
+    metrics = cluster_metrics(candidate.ids, ami=False)
+    n = len(candidate.ids)
+    positives = expected_positives(candidate.ids, batch_size)
+    share = positives / max(batch_size - 1, 1)
+    if positives < MIN_POSITIVES:
+        usable, why = False, f"too fine: {positives:.2f} positives per anchor (SimCLR-like)"
+    elif share > MAX_POSITIVE_SHARE:
+        usable, why = False, f"too coarse: {share:.0%} of the batch is positive"
+    else:
+        usable, why = True, f"{positives:.1f} positives per anchor"
+    result = Assessment(
+        candidate,
+        int(metrics["num_clusters"]),
+        metrics["size_median"],
+        metrics["size_max"] / n,
+        positives,
+        share,
+        usable,
+        why,
+    )
+    if embeddings is not None:
+        result.lift = neighbour_lift(embeddings, candidate.ids, seed=seed)
+        if not result.lift > MIN_LIFT:
+            result.why += "; no agreement with the embedding's neighbourhoods"
+    if labels is not None:
+        known = labels >= 0
+        if known.sum() >= 2 and len(np.unique(labels[known])) >= 2:
+            numbers = _label_numbers(
+                candidate.ids[known], dense_rank(labels[known])[0], np.random.default_rng(seed)
+            )
+            for key, value in numbers.items():
+                setattr(result, key, value)
+            if not result.informative:
+                result.why += "; no measurable information about the labels"
+    return result
