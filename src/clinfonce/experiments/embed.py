@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from clinfonce.data.sources import ImageSource
+from clinfonce.data.splits import split_mask
 from clinfonce.evaluation.features import extract_features
 from clinfonce.experiments.evaluate import Log, evaluation_data
 from clinfonce.outputs import atomic_write
@@ -74,13 +75,15 @@ def embed_run(
                 f"{prepared.source.name}: no split column {split_column!r} to pick "
                 f"{', '.join(splits)} from; omit --split or set data.split_column"
             )
-        unknown = sorted(set(splits) - set(split))
-        if unknown:
-            raise ValueError(
-                f"{prepared.source.name}: no rows with {split_column} in {', '.join(unknown)} "
-                f"(splits present: {', '.join(sorted(set(split)))})"
+        rows = rows[
+            split_mask(
+                table,
+                split_column,
+                list(splits),
+                where=prepared.source.name,
+                option="data.split_column",
             )
-        rows = rows[np.isin(split, list(splits))]
+        ]
     module = run.module.to(torch.device(device))
     log(f"embedding {len(rows)} images of {prepared.source.name}")
     features, _ = extract_features(

@@ -24,6 +24,7 @@ from clinfonce.data.augment import AugmentParams
 from clinfonce.data.config import ClustersConfig
 from clinfonce.data.prepare import PreparedData, prepare_data
 from clinfonce.data.sources import ImageSource
+from clinfonce.data.splits import seeded_subset
 from clinfonce.evaluation.cluster_views import embedding_kmeans, tsne_plot
 from clinfonce.evaluation.features import extract_features
 from clinfonce.evaluation.knn import knn_evaluate
@@ -63,12 +64,6 @@ def evaluation_data(
         seed=config.train.seed,
         source=source,
     )
-
-
-def _subset(rows: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
-    if limit is None or len(rows) <= limit:
-        return rows
-    return np.sort(np.random.default_rng(seed).choice(rows, size=limit, replace=False))
 
 
 def _probe_crop_flip(config: ExperimentConfig) -> AugmentParams:
@@ -147,8 +142,8 @@ def _evaluation_rows(
     train_rows = prepared.train_rows[prepared.labels[prepared.train_rows] >= 0]
     if len(train_rows) == 0:
         raise ValueError("no labelled training rows to fit the probes on")
-    train_rows = _subset(train_rows, settings.max_train, settings.seed)
-    test_rows = _subset(prepared.monitor_rows, settings.max_test, settings.seed + 1)
+    train_rows = seeded_subset(train_rows, settings.max_train, settings.seed)
+    test_rows = seeded_subset(prepared.monitor_rows, settings.max_test, settings.seed + 1)
     return train_rows, test_rows, test_from
 
 
