@@ -64,7 +64,7 @@ def _module() -> ContrastiveModule:
         ObjectiveTerm("simclr", "instance", weight=0.5, temperature=0.5),
     ]
     module = ContrastiveModule(
-        cfg.to_dict(), in_channels=1, image_size=SIDE, mean=[0.0], std=[1.0], terms=terms
+        cfg, in_channels=1, image_size=SIDE, mean=[0.0], std=[1.0], terms=terms
     )
     torch.manual_seed(0)
     module.encoder = nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, 6), nn.Tanh())
@@ -90,7 +90,10 @@ def _train(distributed: bool) -> dict[str, Any]:
     batches = DistributedBatchSampler(
         EpochShuffleSampler(SAMPLES, seed=3), GLOBAL_BATCH, drop_last=True
     )
-    loader = DataLoader(_dataset(), batch_sampler=batches)
+    dataset = _dataset()
+    assert dataset.clusters is not None
+    module.set_assignment("cluster", dataset.clusters)  # cluster ids: looked up by index
+    loader = DataLoader(dataset, batch_sampler=batches)
     model: nn.Module = _Loss(module)
     if distributed:
         model = DistributedDataParallel(model)

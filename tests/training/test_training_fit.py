@@ -152,7 +152,7 @@ def test_progress_is_a_line_per_epoch_without_a_terminal(
 def test_loader_workers_auto_decodes_files_on_every_usable_core(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from clinfonce.training import run as run_module
+    from clinfonce.training import loaders as run_module
     from clinfonce.training.config import TrainConfig
 
     monkeypatch.setattr(run_module, "usable_cores", lambda: 8)

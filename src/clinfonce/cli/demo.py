@@ -225,7 +225,7 @@ def _evaluate(
     import lightning as L
 
     from clinfonce.evaluation import extract_features, knn_accuracy, linear_probe
-    from clinfonce.training.methods import build_module
+    from clinfonce.training.build import build_module
 
     if module is None:  # the untrained encoder: the floor every method must clear
         L.seed_everything(config.train.seed, verbose=False)

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from clinfonce.data.images import decode_image
+from clinfonce.seeds import SEED_STRIDE
 
 
 class ImageFiles(Sequence[torch.Tensor]):
@@ -117,7 +118,7 @@ class EpochShuffleSampler(Sampler[int]):
         return self.size
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = torch.Generator().manual_seed(self.seed * SEED_STRIDE + self.epoch)
         yield from torch.randperm(self.size, generator=generator).tolist()
 
 

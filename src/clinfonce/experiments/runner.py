@@ -320,7 +320,7 @@ def _train_cell(
     _write_marker(run_dir, {**marker, "stage": "training"})
     start = time.perf_counter()
     if cell.run.untrained:
-        from clinfonce.training.methods import untrained_encoder
+        from clinfonce.training.build import untrained_encoder
 
         module, info = untrained_encoder(cell.config, source), {}
     else:
@@ -351,7 +351,7 @@ def _evaluate_cell(
     start = time.perf_counter()
     config = _output_config(cell, run_dir)
     if module is None and cell.run.untrained:
-        from clinfonce.training.methods import untrained_encoder
+        from clinfonce.training.build import untrained_encoder
 
         module = untrained_encoder(cell.config)
     if module is None:

@@ -1,0 +1,46 @@
+"""Experiment configs: the schema (one dataclass per section), one binder, one set of checks.
+
+:func:`load_config` / :func:`config_from_dict` bind and check a config once; modules, data
+preparation and callbacks receive the typed :class:`ExperimentConfig`. The binder
+(:mod:`clinfonce.training.config.binder`) is generic: every other config the package reads
+(evaluation settings, experiment files, cluster configs) binds through it too.
+"""
+
+from clinfonce.training.config.binder import apply_override, apply_overrides, bind, deep_merge
+from clinfonce.training.config.files import (
+    PATH_OPTIONS,
+    config_from_dict,
+    load_config,
+    save_config,
+    with_absolute_paths,
+)
+from clinfonce.training.config.schema import (
+    ExperimentConfig,
+    MethodConfig,
+    ModelConfig,
+    MonitorConfig,
+    OptimConfig,
+    OutputConfig,
+    TermConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "PATH_OPTIONS",
+    "ExperimentConfig",
+    "MethodConfig",
+    "ModelConfig",
+    "MonitorConfig",
+    "OptimConfig",
+    "OutputConfig",
+    "TermConfig",
+    "TrainConfig",
+    "apply_override",
+    "apply_overrides",
+    "bind",
+    "config_from_dict",
+    "deep_merge",
+    "load_config",
+    "save_config",
+    "with_absolute_paths",
+]
