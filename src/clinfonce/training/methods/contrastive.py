@@ -231,7 +231,9 @@ class ContrastiveMethod(Method):
     ) -> EncoderModule:
         module = ContrastiveModule(config, terms=terms, **data_shape(data))
         if data.clusters is not None:
-            module.set_assignment(UNNAMED_CLUSTERING, torch.tensor(data.clusters, dtype=torch.int64))
+            module.set_assignment(
+                UNNAMED_CLUSTERING, torch.tensor(data.clusters, dtype=torch.int64)
+            )
         for name, ids in data.named_clusters.items():
             module.set_assignment(name, torch.from_numpy(ids))
         return module
