@@ -66,6 +66,6 @@ def test_train_help_lists_every_registered_method(capsys: pytest.CaptureFixture[
 
 
 def test_an_unknown_method_error_lists_the_registry() -> None:
-    with pytest.raises(ValueError, match="method.name must be one of") as error:
+    with pytest.raises(ValueError, match=r"method\.name must be one of") as error:
         config_from_dict({"method": {"name": "simclear"}})
     assert all(name in str(error.value) for name in REGISTRY)
