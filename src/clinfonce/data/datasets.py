@@ -51,7 +51,8 @@ class ArrayRows(Sequence[torch.Tensor]):
 
 
 class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
-    """Samples as dicts: ``image``, ``index`` and, when given, ``label`` and ``cluster``.
+    """Samples as dicts: ``image``, ``index`` and, when given, ``label`` (cluster ids are
+    looked up by ``index`` from the training module, the one route they take).
 
     ``index`` is the sample's position in this dataset (the training set), which is how
     per-sample state such as K-means cluster ids is looked up later.
@@ -96,8 +97,6 @@ class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
         }
         if self.labels is not None:
             sample["label"] = self.labels[i]
-        if self.clusters is not None:
-            sample["cluster"] = self.clusters[i]
         return sample
 
 
