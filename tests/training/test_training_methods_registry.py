@@ -8,7 +8,7 @@ import pytest
 
 from clinfonce.cli import main
 from clinfonce.data import prepare_data
-from clinfonce.training import EncoderModule, config_from_dict
+from clinfonce.training import EncoderModule, ExperimentConfig, config_from_dict
 from clinfonce.training.methods.registry import (
     REGISTRY,
     find_method,
@@ -45,6 +45,7 @@ def test_every_method_has_a_name_help_and_known_needs() -> None:
         assert method.name == name and method.help.strip() and "\n" not in method.help
         assert set(method.needs) <= set(NEEDS)
         assert issubclass(method.module, EncoderModule)
+        assert method.settings is None or method.settings in ExperimentConfig.__dataclass_fields__
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

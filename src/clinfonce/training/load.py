@@ -119,5 +119,6 @@ def load_run(
     elif run_dir is not None:
         cfg = load_run_config(run_dir, overrides)
     else:
-        cfg = config_from_dict(dict(module.hparams["config"]), list(overrides))
+        # the module's config, bound once from the checkpoint; rebound only to change it
+        cfg = config_from_dict(module.cfg.to_dict(), overrides) if overrides else module.cfg
     return LoadedRun(checkpoint, run_dir, cfg, module)

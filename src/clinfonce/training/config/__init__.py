@@ -6,7 +6,13 @@ preparation and callbacks receive the typed :class:`ExperimentConfig`. The binde
 (evaluation settings, experiment files, cluster configs) binds through it too.
 """
 
-from clinfonce.training.config.binder import apply_override, apply_overrides, bind, deep_merge
+from clinfonce.training.config.binder import (
+    apply_override,
+    apply_overrides,
+    bind,
+    deep_merge,
+    read_mapping,
+)
 from clinfonce.training.config.files import (
     PATH_OPTIONS,
     config_from_dict,
@@ -41,6 +47,7 @@ __all__ = [
     "config_from_dict",
     "deep_merge",
     "load_config",
+    "read_mapping",
     "save_config",
     "with_absolute_paths",
 ]
