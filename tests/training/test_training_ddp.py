@@ -44,7 +44,7 @@ from clinfonce.training.distributed import (
     extract_features_sharded,
     trainer_kwargs,
 )
-from clinfonce.training.run import RunFiles
+from clinfonce.training.run_directory import RunFiles
 
 WORLD = 2
 SAMPLES, GLOBAL_BATCH, VIEWS, EPOCHS = 23, 7, 2, 2  # 3 full global batches, a tail of 2 dropped

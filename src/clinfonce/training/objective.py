@@ -1,9 +1,9 @@
 """The training objective as a weighted list of contrastive terms.
 
 A term names where its positives come from (``ids``): ``instance`` (SimCLR), ``label``
-(SupCon), ``cluster`` (the unnamed stage-1 clustering, carried by the batch), or the name of an
-assignment registered on the module and looked up by sample ``index`` (the named clusterings
-of the ``clusters`` section, per-epoch K-means ids). Each term reads one projection head
+(SupCon, carried by the batch), or a clustering registered on the module and looked up by
+sample ``index``: ``cluster`` (the unnamed stage-1 clustering), the named clusterings of the
+``clusters`` section, per-epoch K-means ids. Each term reads one projection head
 (terms naming the same head share it) and trains from ``start_epoch`` until ``end_epoch``,
 which is how a warm-up with InfoNCE alone is written.
 

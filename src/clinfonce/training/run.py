@@ -1,18 +1,6 @@
-"""One training run from a config: data, clusters, model, Lightning trainer, run directory.
+"""One training run from a config: data, clusters, model, Lightning trainer.
 
-Run directory (``output.dir/output.name``)::
-
-    run.json                    the run id, also stamped into every checkpoint of the run
-    config.yaml                 the resolved config
-    clusters.csv[.json]         the cluster assignment used and its sidecar (Cl-InfoNCE)
-    clusters-<name>.csv[.json]  each named clustering (clusters.named)
-    kmeans.jsonl                kmeans-clinfonce: one line per K-means re-clustering
-    checkpoints/last.ckpt       every epoch (train.checkpoint_every_n_steps: more often)
-                                and on SIGINT/SIGTERM/SLURM pre-emption; --resume continues
-    checkpoints/best.ckpt       best monitor/knn_top1 so far (when labels exist)
-    logs/csv/version_<n>/metrics.csv, logs/tensorboard/version_<n>/
-                                CSV and TensorBoard logs, one version per (re)start
-    summary.json                final metrics, steps, wall time
+What the run leaves in its run directory: :mod:`clinfonce.training.run_directory`.
 """
 
 from __future__ import annotations
@@ -36,7 +24,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from clinfonce.clusters.io import atomic_write
-from clinfonce.data.prepare import PreparedData, prepare_data, write_clusters
+from clinfonce.data.prepare import PreparedData, prepare_data
 from clinfonce.data.sources import ImageSource
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.checkpointing import (
@@ -47,7 +35,7 @@ from clinfonce.training.checkpointing import (
     read_run_id,
     stop_gracefully,
 )
-from clinfonce.training.config import ExperimentConfig, save_config, with_absolute_paths
+from clinfonce.training.config import ExperimentConfig, with_absolute_paths
 from clinfonce.training.distributed import (
     DistributedBatchSampler,
     has_idle_parameters,
@@ -58,8 +46,8 @@ from clinfonce.training.methods.registry import find_method, objective_terms
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
 from clinfonce.training.progress import EpochLines
 from clinfonce.training.run_directory import (
-    CONFIG_FILE,
     LAST_CHECKPOINT,
+    RunFiles,
     claim_run_directory,
     requeued_slurm_job,
     resolve_resume,
@@ -115,7 +103,7 @@ def train(
     callbacks: Sequence[Callback] = (),
     keep: Sequence[str] = (),
 ) -> TrainResult:
-    """Train one run; see the module docstring for what it writes.
+    """Train one run; :mod:`clinfonce.training.run_directory` lists what it writes.
 
     Args:
         config: the experiment.
@@ -321,23 +309,6 @@ def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:
             chance = math.exp(log_choose(total - size, draws) - log_choose(total - 1, draws))
             alone += size / total * chance
     return alone
-
-
-class RunFiles(Callback):
-    """Writes the resolved config and the clusters used into the run directory, once.
-
-    A callback, because only once the strategy is set up is the global rank known for every
-    launcher (Lightning's, torchrun, SLURM): under DDP every process runs :func:`train`, and
-    only global rank zero may write the shared run directory.
-    """
-
-    def __init__(self, config: ExperimentConfig, data: PreparedData, run_dir: Path) -> None:
-        self.config, self.data, self.run_dir = config, data, run_dir
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if trainer.is_global_zero:
-            save_config(self.config, self.run_dir / CONFIG_FILE)
-            write_clusters(self.data, self.config.data, self.run_dir)
 
 
 def knn_monitor(config: ExperimentConfig, data: PreparedData) -> KNNMonitor | None:

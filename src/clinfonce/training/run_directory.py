@@ -1,9 +1,18 @@
 """The run directory: its layout, claiming it for a new run, finding its checkpoints.
 
-Layout (``output.dir/output.name``; :mod:`clinfonce.training.run` says what writes each)::
+Run directory (``output.dir/output.name``)::
 
-    run.json  config.yaml  clusters*.csv[.json]  kmeans.jsonl  summary.json
-    checkpoints/last.ckpt  checkpoints/best.ckpt  logs/csv/...  logs/tensorboard/...
+    run.json                    the run id, also stamped into every checkpoint of the run
+    config.yaml                 the resolved config
+    clusters.csv[.json]         the cluster assignment used and its sidecar (Cl-InfoNCE)
+    clusters-<name>.csv[.json]  each named clustering (clusters.named)
+    kmeans.jsonl                kmeans-clinfonce: one line per K-means re-clustering
+    checkpoints/last.ckpt       every epoch (train.checkpoint_every_n_steps: more often)
+                                and on SIGINT/SIGTERM/SLURM pre-emption; --resume continues
+    checkpoints/best.ckpt       best monitor/knn_top1 so far (when labels exist)
+    logs/csv/version_<n>/metrics.csv, logs/tensorboard/version_<n>/
+                                CSV and TensorBoard logs, one version per (re)start
+    summary.json                final metrics, steps, wall time
 
 Training (``--resume``) and evaluation (``clinfonce evaluate``/``embed``) find checkpoints
 here the same way (:func:`checkpoint_in`).
@@ -16,9 +25,13 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+from clinfonce.data.prepare import PreparedData, write_clusters
 from clinfonce.outputs import existing_paths, is_inside
 from clinfonce.training.checkpointing import RUN_FILE, read_checkpoint
-from clinfonce.training.config import ExperimentConfig, load_config
+from clinfonce.training.config import ExperimentConfig, load_config, save_config
 
 CONFIG_FILE = "config.yaml"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -89,6 +102,23 @@ def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> P
             path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+class RunFiles(Callback):
+    """Writes the resolved config and the clusters used into the run directory, once.
+
+    A callback, because only once the strategy is set up is the global rank known for every
+    launcher (Lightning's, torchrun, SLURM): under DDP every process runs :func:`train`, and
+    only global rank zero may write the shared run directory.
+    """
+
+    def __init__(self, config: ExperimentConfig, data: PreparedData, run_dir: Path) -> None:
+        self.config, self.data, self.run_dir = config, data, run_dir
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            save_config(self.config, self.run_dir / CONFIG_FILE)
+            write_clusters(self.data, self.config.data, self.run_dir)
 
 
 def requeued_slurm_job() -> bool:
