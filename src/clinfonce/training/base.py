@@ -82,11 +82,17 @@ class EncoderModule(L.LightningModule):
     def store_hyperparameters(self, ignore: Sequence[str] = ()) -> None:
         """Save the constructor's arguments (bar ``ignore``) as the checkpoint's
         hyperparameters, the config as its plain dict: what rebuilds the module from a
-        checkpoint, and what checkpoints have always held. Call from the subclass's
-        ``__init__``."""
+        checkpoint, what checkpoints have always held, and what the loggers record. Call
+        from the subclass's ``__init__``."""
         caller = inspect.currentframe()
-        self.save_hyperparameters(ignore=list(ignore), frame=caller.f_back if caller else None)
-        self.hparams["config"] = self.cfg.to_dict()
+        frame = caller.f_back if caller else None
+        others = [
+            name
+            for name in inspect.signature(type(self).__init__).parameters
+            if name not in ("self", "config", *ignore)
+        ]
+        self.save_hyperparameters({"config": self.cfg.to_dict()}, frame=frame)
+        self.save_hyperparameters(*others, frame=frame)  # merged in after the config
 
     def lookup(self, table: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The rows of a per-sample ``table`` (indexed like the training set) for a batch's

@@ -33,11 +33,11 @@ class Method:
 
     Attributes:
         name: its ``method.name``.
-        help: one line for ``clinfonce train --help`` and error messages.
+        help: one line for ``clinfonce train --help``.
+        module: the LightningModule class it trains (and its checkpoints rebuild).
         needs: what it reads besides the images (a subset of :data:`NEEDS`).
         temperature: its default loss temperature (``None``: ``method.temperature``'s).
         settings: the config section of its own settings, if any.
-        module: the LightningModule class it trains (and its checkpoints rebuild).
         takes_objective: an ``objective`` list may replace its preset terms.
     """
 
