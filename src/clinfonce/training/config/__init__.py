@@ -1,18 +1,12 @@
-"""Experiment configs: the schema (one dataclass per section), one binder, one set of checks.
+"""Experiment configs: the schema (one dataclass per section), its checks, its files.
 
 :func:`load_config` / :func:`config_from_dict` bind and check a config once; modules, data
 preparation and callbacks receive the typed :class:`ExperimentConfig`. The binder
-(:mod:`clinfonce.training.config.binder`) is generic: every other config the package reads
-(evaluation settings, experiment files, cluster configs) binds through it too.
+(:mod:`clinfonce.binder`) is generic: every other config the package reads (evaluation
+settings, experiment files, cluster configs) binds through it too.
 """
 
-from clinfonce.training.config.binder import (
-    apply_override,
-    apply_overrides,
-    bind,
-    deep_merge,
-    read_mapping,
-)
+from clinfonce.binder import apply_override
 from clinfonce.training.config.files import (
     PATH_OPTIONS,
     config_from_dict,
@@ -42,12 +36,8 @@ __all__ = [
     "TermConfig",
     "TrainConfig",
     "apply_override",
-    "apply_overrides",
-    "bind",
     "config_from_dict",
-    "deep_merge",
     "load_config",
-    "read_mapping",
     "save_config",
     "with_absolute_paths",
 ]

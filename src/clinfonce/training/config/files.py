@@ -1,7 +1,7 @@
 """Experiment configs in and out: values or a YAML file (+ overrides) -> a checked config.
 
 :func:`config_from_dict` and :func:`load_config` are the one way a training config is made:
-bound by :func:`~clinfonce.training.config.binder.bind` and checked by
+bound by :func:`~clinfonce.binder.bind` and checked by
 :func:`~clinfonce.training.config.checks.check_config`, once; everything downstream receives
 the typed :class:`~clinfonce.training.config.schema.ExperimentConfig`.
 """
@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from clinfonce.binder import apply_overrides, bind, read_mapping
 from clinfonce.clusters.io import atomic_write
 from clinfonce.data.prepare import ClusterSpec, expand_clusters_shorthand
-from clinfonce.training.config.binder import apply_overrides, bind, read_mapping
 from clinfonce.training.config.checks import check_config
 from clinfonce.training.config.schema import ExperimentConfig
 from clinfonce.training.methods.registry import REGISTRY

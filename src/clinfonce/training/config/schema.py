@@ -4,7 +4,7 @@ A config has the sections ``data``, ``clusters``, ``augment``, ``model``, ``meth
 ``objective``, ``optim``, ``train``, ``monitor``, ``output``, ``kmeans`` and ``baseline``
 (the settings of ``kmeans-clinfonce`` and of ``cmc-attributes``, declared with their methods
 in :mod:`clinfonce.training.methods`); anything left out keeps its default. Values become
-these dataclasses through :mod:`clinfonce.training.config.binder` and are checked once by
+these dataclasses through :mod:`clinfonce.binder` and are checked once by
 :mod:`clinfonce.training.config.checks` (:func:`clinfonce.training.config.config_from_dict`
 does both).
 """

@@ -2,7 +2,8 @@
 
 Training configs, evaluation settings, experiment files and cluster configs are nested
 mappings (YAML files, ``key=value`` overrides, presets merged with user values) that become
-dataclasses. The pieces, each usable alone:
+dataclasses. A utility below every other module (it needs only PyYAML), so any of them binds
+its settings without importing torch. The pieces, each usable alone:
 
 - :func:`read_mapping`: a YAML file that must hold a mapping, with file/line errors;
 - :func:`deep_merge`: a preset with user values on top;

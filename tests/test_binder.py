@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clinfonce.training.config import apply_overrides, bind, deep_merge, read_mapping
+from clinfonce.binder import apply_overrides, bind, deep_merge, read_mapping
 
 
 @dataclass
