@@ -60,7 +60,7 @@ from clinfonce.data.datasets import ArrayRows, ContrastiveDataset, ImageFiles
 from clinfonce.data.images import decode_image, decode_resized
 from clinfonce.data.prepared import prepare_array, usable_cores
 from clinfonce.data.prepared_sources import entry_folder
-from clinfonce.training import ContrastiveModule, config_from_dict, train
+from clinfonce.training import ContrastiveModule, config_from_dict, objective_terms, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_train import model_only
@@ -346,7 +346,12 @@ def report_encoder(
         }
     )
     module = ContrastiveModule(
-        config.to_dict(), in_channels=3, image_size=size, mean=[0.5] * 3, std=[0.25] * 3
+        config,
+        in_channels=3,
+        image_size=size,
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+        terms=objective_terms(config),
     )
     bf16 = args.precision == "bf16-mixed"
     step = statistics.median(

@@ -27,9 +27,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from clinfonce.data import load_source
-from clinfonce.training import ContrastiveModule, config_from_dict
-from clinfonce.training.run import prepare_data, train_loader
+from clinfonce.data import load_source, prepare_data
+from clinfonce.training import ContrastiveModule, config_from_dict, objective_terms
+from clinfonce.training.loaders import train_loader
 
 BATCH = 256
 SIZE = 32
@@ -80,11 +80,12 @@ def model_only(
 def full_step(config: Any, data: Any, steps: int, accelerator: str = "cpu") -> list[float]:
     """Seconds per step of ``Trainer.fit`` as ``clinfonce train`` runs it."""
     module = ContrastiveModule(
-        config.to_dict(),
+        config,
         in_channels=data.channels,
         image_size=data.image_size,
         mean=data.mean,
         std=data.std,
+        terms=objective_terms(config),
     )
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -134,7 +135,12 @@ def main() -> None:
     )
     data = prepare_data(config.data, config.clusters, monitor_split=None, source=source)
     reference = ContrastiveModule(
-        config.to_dict(), in_channels=3, image_size=args.image_size, mean=data.mean, std=data.std
+        config,
+        in_channels=3,
+        image_size=args.image_size,
+        mean=data.mean,
+        std=data.std,
+        terms=objective_terms(config),
     )
     accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
     bf16 = args.precision == "bf16-mixed"

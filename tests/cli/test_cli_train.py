@@ -83,7 +83,7 @@ def test_data_options_are_checked_at_print_config(
 def test_lightning_hardware_lines_and_tips_are_dropped() -> None:
     import logging
 
-    import clinfonce.training.run  # noqa: F401  (installs the filter)
+    import clinfonce.training.progress  # noqa: F401  (installs the filter)
 
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
 

@@ -122,11 +122,10 @@ def test_missing_and_unreadable_images(tmp_path: Path) -> None:
 
 def test_dataset_fields_and_sampler() -> None:
     images = torch.arange(4 * 4, dtype=torch.uint8).view(4, 1, 2, 2)
-    ds = ContrastiveDataset(
-        images, labels=torch.tensor([3, 2, 1, 0]), clusters=torch.tensor([7, 7, 8, 8])
-    )
+    ds = ContrastiveDataset(images, labels=torch.tensor([3, 2, 1, 0]))
     sample = ds[2]
-    assert int(sample["index"]) == 2 and int(sample["label"]) == 1 and int(sample["cluster"]) == 8
+    assert int(sample["index"]) == 2 and int(sample["label"]) == 1
+    assert "cluster" not in sample  # cluster ids reach a step by index, from the module
     assert torch.equal(sample["image"], images[2])
     with pytest.raises(ValueError, match="3 labels for 4 images"):
         ContrastiveDataset(images, labels=torch.tensor([0, 1, 2]))

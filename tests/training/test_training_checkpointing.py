@@ -23,11 +23,8 @@ from clinfonce.training.checkpointing import (
     write_run_id,
 )
 from clinfonce.training.distributed import DistributedBatchSampler
-from clinfonce.training.run import (
-    claim_run_directory,
-    expected_alone_fraction,
-    run_directory,
-)
+from clinfonce.training.run import expected_alone_fraction
+from clinfonce.training.run_directory import claim_run_directory, run_directory
 
 
 def test_atomic_checkpoint_io_replaces_whole_files_with_the_umask_mode(tmp_path: Path) -> None:
@@ -168,7 +165,7 @@ def test_signals_request_a_stop_and_slurm_requeues(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_requeued_slurm_job_resumes_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from clinfonce.training.run import requeued_slurm_job
+    from clinfonce.training.run_directory import requeued_slurm_job
 
     monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
     assert not requeued_slurm_job()

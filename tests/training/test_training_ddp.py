@@ -44,17 +44,18 @@ from clinfonce.training.distributed import (
     extract_features_sharded,
     trainer_kwargs,
 )
-from clinfonce.training.run import RunFiles
+from clinfonce.training.run_directory import RunFiles
 
 WORLD = 2
 SAMPLES, GLOBAL_BATCH, VIEWS, EPOCHS = 23, 7, 2, 2  # 3 full global batches, a tail of 2 dropped
 SIDE = 4
 
 
-def _dataset() -> ContrastiveDataset:
+def _dataset() -> tuple[ContrastiveDataset, torch.Tensor]:
+    """The samples and their cluster ids."""
     gen = torch.Generator().manual_seed(1)
     views = torch.randn(SAMPLES, VIEWS, 1, SIDE, SIDE, dtype=torch.float64, generator=gen)
-    return ContrastiveDataset(views, clusters=torch.randint(0, 4, (SAMPLES,), generator=gen))
+    return ContrastiveDataset(views), torch.randint(0, 4, (SAMPLES,), generator=gen)
 
 
 def _module() -> ContrastiveModule:
@@ -64,7 +65,7 @@ def _module() -> ContrastiveModule:
         ObjectiveTerm("simclr", "instance", weight=0.5, temperature=0.5),
     ]
     module = ContrastiveModule(
-        cfg.to_dict(), in_channels=1, image_size=SIDE, mean=[0.0], std=[1.0], terms=terms
+        cfg, in_channels=1, image_size=SIDE, mean=[0.0], std=[1.0], terms=terms
     )
     torch.manual_seed(0)
     module.encoder = nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, 6), nn.Tanh())
@@ -90,7 +91,9 @@ def _train(distributed: bool) -> dict[str, Any]:
     batches = DistributedBatchSampler(
         EpochShuffleSampler(SAMPLES, seed=3), GLOBAL_BATCH, drop_last=True
     )
-    loader = DataLoader(_dataset(), batch_sampler=batches)
+    dataset, clusters = _dataset()
+    module.set_assignment("cluster", clusters)  # cluster ids: looked up by index
+    loader = DataLoader(dataset, batch_sampler=batches)
     model: nn.Module = _Loss(module)
     if distributed:
         model = DistributedDataParallel(model)

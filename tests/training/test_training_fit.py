@@ -152,11 +152,11 @@ def test_progress_is_a_line_per_epoch_without_a_terminal(
 def test_loader_workers_auto_decodes_files_on_every_usable_core(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from clinfonce.training import run as run_module
+    from clinfonce.training import loaders
     from clinfonce.training.config import TrainConfig
 
-    monkeypatch.setattr(run_module, "usable_cores", lambda: 8)
-    assert run_module.loader_workers(TrainConfig(), in_memory=False) == 8
-    assert run_module.loader_workers(TrainConfig(devices=4), in_memory=False) == 2
-    assert run_module.loader_workers(TrainConfig(), in_memory=True) == 0
-    assert run_module.loader_workers(TrainConfig(num_workers=0), in_memory=False) == 0
+    monkeypatch.setattr(loaders, "usable_cores", lambda: 8)
+    assert loaders.loader_workers(TrainConfig(), in_memory=False) == 8
+    assert loaders.loader_workers(TrainConfig(devices=4), in_memory=False) == 2
+    assert loaders.loader_workers(TrainConfig(), in_memory=True) == 0
+    assert loaders.loader_workers(TrainConfig(num_workers=0), in_memory=False) == 0

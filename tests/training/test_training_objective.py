@@ -10,7 +10,8 @@ import torch
 
 from clinfonce.losses import cl_infonce_loss
 from clinfonce.training.config import MethodConfig
-from clinfonce.training.objective import Objective, ObjectiveTerm, method_terms
+from clinfonce.training.methods.contrastive import method_terms
+from clinfonce.training.objective import Objective, ObjectiveTerm
 from clinfonce.training.schedule import warmup_cosine
 
 

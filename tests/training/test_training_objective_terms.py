@@ -14,7 +14,7 @@ import torch
 
 from clinfonce.clusters import read_assignment
 from clinfonce.losses import cl_infonce_loss
-from clinfonce.training import ContrastiveModule, config_from_dict, train
+from clinfonce.training import ContrastiveModule, config_from_dict, objective_terms, train
 from clinfonce.training.load import load_module
 from clinfonce.training.objective import Objective, ObjectiveTerm
 
@@ -34,9 +34,10 @@ def module_for(objective: list[dict[str, Any]]) -> ContrastiveModule:
         }
     )
     module = ContrastiveModule(
-        cfg.to_dict(), in_channels=1, image_size=8, mean=[0.5], std=[0.25]
+        cfg, in_channels=1, image_size=8, mean=[0.5], std=[0.25], terms=objective_terms(cfg)
     ).double()
-    # Named clusterings are looked up by sample index; the batch's indices are reversed.
+    # Clusterings are looked up by sample index; the batch's indices are reversed.
+    module.set_assignment("cluster", CLUSTER.flip(0))
     module.set_assignment("level1", LEVEL1.flip(0))
     return module
 
@@ -249,6 +250,8 @@ def test_combined_preset_module_terms(method: str) -> None:
         {"clusters": {"builder": "attributes"}, "method": {"name": method}},
         ["model.head_hidden=16", "model.head_out=8"],
     )
-    module = ContrastiveModule(cfg.to_dict(), in_channels=1, image_size=8, mean=[0.5], std=[0.25])
+    module = ContrastiveModule(
+        cfg, in_channels=1, image_size=8, mean=[0.5], std=[0.25], terms=objective_terms(cfg)
+    )
     assert [t.name for t in module.objective.terms] == ["simclr", "clinfonce"]
     assert list(module.heads) == ["main"]  # one shared head

@@ -7,14 +7,7 @@ import argparse
 import yaml
 
 EPILOG = """methods (method.name; docs/objectives.md, docs/kmeans-and-baselines.md):
-  auto (default)          clinfonce-plus-simclr when clusters are configured, else simclr
-  simclr | supcon         instances | downstream labels (data.label_column) as positives
-  clinfonce               Cl-InfoNCE on the stage-1 clusters (the clusters section)
-  clinfonce-plus-simclr   Cl-InfoNCE + InfoNCE, one head: safe for coarse clusters
-  clinfonce-two-head      the official two-head recipe, InfoNCE warm-up
-  kmeans-clinfonce        no auxiliary data: K-means of the model's own embedding (kmeans)
-  ce-clusters | attribute-prediction | cmc-attributes
-                          baselines that use the same auxiliary information
+{methods}
 
 objective (replaces the method's terms; leave method.name at auto, or kmeans-clinfonce to
 weight its clusterings kmeans-<K>):
@@ -39,6 +32,18 @@ Several devices or nodes (train.devices, train.num_nodes): docs/distributed.md.
 """
 
 
+class _MethodsEpilog(argparse.RawDescriptionHelpFormatter):
+    """Lists the registered methods in the epilog only when help is shown: the registry
+    imports torch and Lightning, which commands that never train must not pay for."""
+
+    def add_text(self, text: str | None) -> None:
+        if text is EPILOG:
+            from clinfonce.training.methods.registry import methods_help
+
+            text = EPILOG.replace("{methods}", methods_help())
+        super().add_text(text)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``train`` sub-command."""
     parser = subparsers.add_parser(
@@ -50,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "baseline, optim, train, monitor, output), changed by dotted key=value overrides "
         "(values parsed as YAML).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_MethodsEpilog,
     )
     parser.add_argument(
         "--config", help="YAML config file (optional: the defaults plus overrides also work)"
@@ -74,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, print where the run went and its final metrics."""
     from clinfonce.training import load_config, load_run_config, resolve_resume, train
-    from clinfonce.training.run import metric_text
+    from clinfonce.training.progress import metric_text
 
     if args.config is None and args.resume is None and not args.overrides:
         raise ValueError(

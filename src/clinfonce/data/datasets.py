@@ -1,4 +1,4 @@
-"""The torch dataset: images plus per-sample ``index``, ``label`` and ``cluster``."""
+"""The torch dataset: images plus per-sample ``index`` and ``label``."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ class ArrayRows(Sequence[torch.Tensor]):
 
 
 class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
-    """Samples as dicts: ``image``, ``index`` and, when given, ``label`` and ``cluster``.
+    """Samples as dicts: ``image``, ``index`` and, when given, ``label`` (cluster ids are
+    looked up by ``index`` from the training module, the one route they take).
 
     ``index`` is the sample's position in this dataset (the training set), which is how
     per-sample state such as K-means cluster ids is looked up later.
@@ -60,7 +61,6 @@ class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
         images: a ``uint8 [N, C, H, W]`` tensor or a sequence of ``uint8 [C, H, W]`` tensors
             (e.g. :class:`ImageFiles`).
         labels: int64 ``[N]`` downstream labels (``-1`` = unknown), or ``None``.
-        clusters: int64 ``[N]`` cluster ids, or ``None``.
         transform: applied to each image (e.g. two random views for files); ``None`` keeps
             the ``uint8`` image, which small in-memory data is augmented from on the device.
 
@@ -76,13 +76,11 @@ class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
         images: torch.Tensor | Sequence[torch.Tensor],
         *,
         labels: torch.Tensor | None = None,
-        clusters: torch.Tensor | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        for name, values in (("labels", labels), ("clusters", clusters)):
-            if values is not None and len(values) != len(images):
-                raise ValueError(f"{len(values)} {name} for {len(images)} images")
-        self.images, self.labels, self.clusters = images, labels, clusters
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(labels)} labels for {len(images)} images")
+        self.images, self.labels = images, labels
         self.transform = transform
 
     def __len__(self) -> int:
@@ -96,8 +94,6 @@ class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
         }
         if self.labels is not None:
             sample["label"] = self.labels[i]
-        if self.clusters is not None:
-            sample["cluster"] = self.clusters[i]
         return sample
 
 

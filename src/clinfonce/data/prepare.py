@@ -77,21 +77,18 @@ class PreparedData:
     def train_dataset(self, views: int, augment: AugmentParams | None = None) -> ContrastiveDataset:
         """The training set, ``views`` views per sample, made as :attr:`view_maker` decides."""
         transform = self.view_maker.train_transform(views, augment)
-        return self.dataset(self.train_rows, clusters=self.clusters, transform=transform)
+        return self.dataset(self.train_rows, transform=transform)
 
     def eval_dataset(self, rows: np.ndarray) -> ContrastiveDataset:
         """Un-augmented images of ``rows`` (files: resize + centre crop)."""
         return self.dataset(rows, transform=self.view_maker.eval_transform())
 
-    def dataset(
-        self, rows: np.ndarray, *, clusters: np.ndarray | None = None, transform: Any = None
-    ) -> ContrastiveDataset:
+    def dataset(self, rows: np.ndarray, *, transform: Any = None) -> ContrastiveDataset:
         """A dataset over table ``rows`` (``index`` = position in ``rows``)."""
         labels = None if self.labels is None else self.labels[rows]
         return ContrastiveDataset(
             self.view_maker.images(rows),
             labels=as_int64(labels),
-            clusters=as_int64(clusters),
             transform=transform,
         )
 

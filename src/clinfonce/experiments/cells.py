@@ -81,7 +81,7 @@ def _train_cell(
     write_marker(run_dir, {**marker, "stage": "training"})
     start = time.perf_counter()
     if cell.run.untrained:
-        from clinfonce.training.methods import untrained_encoder
+        from clinfonce.training.build import untrained_encoder
 
         module, info = untrained_encoder(cell.config, source), {}
     else:
@@ -112,7 +112,7 @@ def _evaluate_cell(
     start = time.perf_counter()
     config = _output_config(cell, run_dir)
     if module is None and cell.run.untrained:
-        from clinfonce.training.methods import untrained_encoder
+        from clinfonce.training.build import untrained_encoder
 
         module = untrained_encoder(cell.config, source)
     if module is None:

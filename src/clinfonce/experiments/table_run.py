@@ -129,8 +129,8 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
 
 def _untrained(config: ExperimentConfig, source: ImageSource) -> Any:
     """The encoder as initialised (same seed), as a loaded run: the floor to clear."""
+    from clinfonce.training.build import untrained_encoder
     from clinfonce.training.load import LoadedRun
-    from clinfonce.training.methods import untrained_encoder
 
     module = untrained_encoder(config, source)
     return LoadedRun(Path("untrained.ckpt"), None, module.cfg, module)

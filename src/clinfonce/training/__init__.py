@@ -8,9 +8,8 @@ Examples:
 """
 
 from clinfonce.training.base import EncoderModule
-from clinfonce.training.baselines import AttributeContrast, AttributePredictor, ClusterClassifier
+from clinfonce.training.build import build_module, untrained_encoder
 from clinfonce.training.config import (
-    METHODS,
     ExperimentConfig,
     MethodConfig,
     ModelConfig,
@@ -24,18 +23,31 @@ from clinfonce.training.config import (
     load_config,
     save_config,
 )
-from clinfonce.training.kmeans import KMeansReclustering
-from clinfonce.training.method_options import BaselineConfig, KMeansConfig
-from clinfonce.training.methods import build_module, module_class
-from clinfonce.training.module import ContrastiveModule
+from clinfonce.training.methods.attributes import (
+    AttributeContrast,
+    AttributePredictor,
+    BaselineConfig,
+)
+from clinfonce.training.methods.cluster_classifier import ClusterClassifier
+from clinfonce.training.methods.contrastive import ContrastiveModule, method_terms
+from clinfonce.training.methods.kmeans import KMeansConfig
+from clinfonce.training.methods.kmeans_reclustering import KMeansReclustering
+from clinfonce.training.methods.registry import (
+    REGISTRY,
+    find_method,
+    method_names,
+    objective_terms,
+)
+from clinfonce.training.methods.spec import Method
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
-from clinfonce.training.objective import Objective, ObjectiveTerm, method_terms, objective_terms
-from clinfonce.training.run import TrainResult, load_run_config, resolve_resume, train
+from clinfonce.training.objective import Objective, ObjectiveTerm
+from clinfonce.training.run import TrainResult, train
+from clinfonce.training.run_directory import load_run_config, resolve_resume
 from clinfonce.training.schedule import warmup_cosine
 
 __all__ = [
     "KNN_METRIC",
-    "METHODS",
+    "REGISTRY",
     "AttributeContrast",
     "AttributePredictor",
     "BaselineConfig",
@@ -46,6 +58,7 @@ __all__ = [
     "KMeansConfig",
     "KMeansReclustering",
     "KNNMonitor",
+    "Method",
     "MethodConfig",
     "ModelConfig",
     "MonitorConfig",
@@ -59,13 +72,15 @@ __all__ = [
     "apply_override",
     "build_module",
     "config_from_dict",
+    "find_method",
     "load_config",
     "load_run_config",
+    "method_names",
     "method_terms",
-    "module_class",
     "objective_terms",
     "resolve_resume",
     "save_config",
     "train",
+    "untrained_encoder",
     "warmup_cosine",
 ]

@@ -1,7 +1,7 @@
 """What every trainable method shares: encoder, input pipeline, optimiser, loss logging.
 
-The contrastive family (:class:`clinfonce.training.ContrastiveModule`) and the baselines of
-:mod:`clinfonce.training.baselines` differ only in their heads and their loss; subclasses of
+The contrastive family (:class:`clinfonce.training.ContrastiveModule`) and the baselines
+(:mod:`clinfonce.training.methods`) differ only in their heads and their loss; subclasses of
 :class:`EncoderModule` add the heads and implement :meth:`EncoderModule.compute_loss`, so a
 comparison between methods never depends on a difference in augmentation, schedule or
 evaluation features.
@@ -9,18 +9,21 @@ evaluation features.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
 
 from clinfonce.data.augment import BatchAugment, resize_square
+from clinfonce.data.splits import stream_seed
 from clinfonce.models import build_encoder
-from clinfonce.training.config import ExperimentConfig, config_from_dict
 from clinfonce.training.schedule import warmup_cosine
 
-_SEED_STRIDE = 1_000_003
+if TYPE_CHECKING:  # the config schema includes the methods' settings, which build on this
+    from clinfonce.training.config import ExperimentConfig
+
 _RANK_STRIDE = 1 << 40  # DDP processes draw different views; rank 0 keeps the 1-process seeds
 
 
@@ -31,11 +34,11 @@ class EncoderModule(L.LightningModule):
     :meth:`on_after_batch_transfer`; views of files, cropped per sample in the loader
     (``uint8 [B, V, C, S, S]``), get their colour operations here. The generator is seeded
     by ``(seed, global_step)`` so a resumed run sees the same views as an uninterrupted
-    one. Subclasses call ``self.save_hyperparameters(...)`` after ``super().__init__(...)``
-    (so their own arguments are stored too) and implement :meth:`compute_loss`.
+    one. Subclasses call :meth:`store_hyperparameters` after ``super().__init__(...)`` (so
+    their own arguments are stored too) and implement :meth:`compute_loss`.
 
     Args:
-        config: the run's :class:`ExperimentConfig` as ``to_dict()``.
+        config: the run's config, already checked (the checkpoint stores it as a plain dict).
         in_channels: image channels.
         image_size: model input side.
         mean: per-channel normalisation mean (of ``[0, 1]`` pixels).
@@ -45,8 +48,9 @@ class EncoderModule(L.LightningModule):
         >>> class Nothing(EncoderModule):
         ...     def compute_loss(self, batch):
         ...         return self(batch["image"].flatten(0, 1)).sum(), {}
+        >>> from clinfonce.training.config import config_from_dict
         >>> cfg = config_from_dict({"method": {"name": "simclr"}})
-        >>> module = Nothing(cfg.to_dict(), in_channels=1, image_size=8, mean=[0.5],
+        >>> module = Nothing(cfg, in_channels=1, image_size=8, mean=[0.5],
         ...                  std=[0.25])
         >>> module.embed(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)).shape
         torch.Size([2, 128])
@@ -57,7 +61,7 @@ class EncoderModule(L.LightningModule):
 
     def __init__(
         self,
-        config: dict[str, Any],
+        config: ExperimentConfig,
         *,
         in_channels: int,
         image_size: int,
@@ -65,7 +69,7 @@ class EncoderModule(L.LightningModule):
         std: Sequence[float],
     ) -> None:
         super().__init__()
-        self.cfg: ExperimentConfig = config_from_dict(config)
+        self.cfg = config
         model = self.cfg.model
         self.encoder = build_encoder(model.encoder, in_channels, model.small_stem)
         self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1), persistent=False)
@@ -74,6 +78,26 @@ class EncoderModule(L.LightningModule):
         self.augment = BatchAugment(self.cfg.augment, image_size)
         if model.channels_last:  # only 4-d weights change: heads added later need nothing
             self.to(memory_format=torch.channels_last)
+
+    def store_hyperparameters(self, ignore: Sequence[str] = ()) -> None:
+        """Save the constructor's arguments (bar ``ignore``) as the checkpoint's
+        hyperparameters, the config as its plain dict: what rebuilds the module from a
+        checkpoint, what checkpoints have always held, and what the loggers record. Call
+        from the subclass's ``__init__``."""
+        caller = inspect.currentframe()
+        frame = caller.f_back if caller else None
+        others = [
+            name
+            for name in inspect.signature(type(self).__init__).parameters
+            if name not in ("self", "config", *ignore)
+        ]
+        self.save_hyperparameters({"config": self.cfg.to_dict()}, frame=frame)
+        self.save_hyperparameters(*others, frame=frame)  # merged in after the config
+
+    def lookup(self, table: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The rows of a per-sample ``table`` (indexed like the training set) for a batch's
+        samples, on the module's device: how every per-sample id or target reaches a step."""
+        return table[batch["index"].cpu()].to(self.device)
 
     # --- features ------------------------------------------------------------------------
 
@@ -109,7 +133,7 @@ class EncoderModule(L.LightningModule):
         images = batch["image"]
         generator = torch.Generator(device=images.device)
         generator.manual_seed(
-            self.cfg.train.seed * _SEED_STRIDE + self.global_step + self.global_rank * _RANK_STRIDE
+            stream_seed(self.cfg.train.seed, self.global_step + self.global_rank * _RANK_STRIDE)
         )
         if images.dim() == 4:  # an array's images: augment the whole batch here
             views = self.augment(images, self.cfg.train.views, generator)

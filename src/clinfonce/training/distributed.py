@@ -12,7 +12,7 @@ the learning rate needs no rescaling.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -21,8 +21,10 @@ from torch.utils.data import Dataset, Sampler, Subset
 
 from clinfonce.evaluation.features import extract_features
 from clinfonce.losses.distributed import distributed_world, gather_rows
-from clinfonce.training.config import TrainConfig
 from clinfonce.training.objective import Objective
+
+if TYPE_CHECKING:  # the config schema includes the methods' settings, which build on this
+    from clinfonce.training.config import TrainConfig
 
 T = TypeVar("T")
 
@@ -222,6 +224,7 @@ def trainer_kwargs(train: TrainConfig, *, idle_parameters: bool = False) -> dict
             them (``find_unused_parameters``), or it fails at the next step.
 
     Examples:
+        >>> from clinfonce.training.config import TrainConfig
         >>> kwargs = trainer_kwargs(TrainConfig(devices=8, num_nodes=2, strategy="ddp"))
         >>> kwargs["devices"], kwargs["num_nodes"], kwargs["use_distributed_sampler"]
         (8, 2, False)

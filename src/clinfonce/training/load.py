@@ -3,7 +3,7 @@
 A checkpoint written by :func:`clinfonce.training.train` sits at
 ``<run dir>/checkpoints/<name>.ckpt`` next to ``<run dir>/config.yaml``, and also carries the
 resolved config in its hyperparameters (what the method's module, a
-:class:`~clinfonce.training.module.ContrastiveModule` or a baseline module, is rebuilt
+:class:`~clinfonce.training.methods.contrastive.ContrastiveModule` or a baseline module, is rebuilt
 from). The model always comes from the checkpoint; the config, which says what data to
 embed, comes from (in this order) an explicit file, the run directory, or the checkpoint.
 """
@@ -18,13 +18,14 @@ from typing import Any
 import torch
 
 from clinfonce.training.base import EncoderModule
+from clinfonce.training.build import module_from_checkpoint
 from clinfonce.training.checkpointing import checkpoint_run_id, read_checkpoint, read_run_id
 from clinfonce.training.config import ExperimentConfig, config_from_dict, load_config
-from clinfonce.training.methods import module_from_checkpoint
-from clinfonce.training.run import CONFIG_FILE, load_run_config
-
-#: Checkpoints a run directory holds (``checkpoints/<name>.ckpt``).
-CHECKPOINT_NAMES: tuple[str, ...] = ("last", "best")
+from clinfonce.training.run_directory import (
+    checkpoint_run_dir,
+    load_run_config,
+    resolve_checkpoint,
+)
 
 
 @dataclass
@@ -42,41 +43,6 @@ class LoadedRun:
     run_dir: Path | None
     config: ExperimentConfig
     module: EncoderModule
-
-
-def resolve_checkpoint(path: str | Path, which: str = "last") -> Path:
-    """The checkpoint of a run directory (``checkpoints/<which>.ckpt``) or a ``.ckpt`` path.
-
-    Examples:
-        >>> resolve_checkpoint("runs/fashion-mnist-clinfonce", "best")  # doctest: +SKIP
-        PosixPath('runs/fashion-mnist-clinfonce/checkpoints/best.ckpt')
-    """
-    if which not in CHECKPOINT_NAMES:
-        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINT_NAMES)}, got {which!r}")
-    path = Path(path)
-    checkpoint = path / "checkpoints" / f"{which}.ckpt" if path.is_dir() else path
-    if not checkpoint.is_file():
-        if not path.is_dir():
-            hint = "pass a run directory or an existing .ckpt file"
-        elif which == "best" and (path / "checkpoints" / "last.ckpt").is_file():
-            hint = (
-                "best.ckpt is only written when the kNN monitor ran during training (labels "
-                "and monitor.enabled); use --which last"
-            )
-        else:
-            hint = f"the run directory {path} has no checkpoints/{which}.ckpt (was it trained?)"
-        raise FileNotFoundError(f"no checkpoint at {checkpoint}: {hint}")
-    return checkpoint
-
-
-def checkpoint_run_dir(checkpoint: str | Path) -> Path | None:
-    """The run directory of a checkpoint (``<run>/checkpoints/x.ckpt`` with
-    ``<run>/config.yaml``), or ``None`` when it does not sit in one."""
-    checkpoint = Path(checkpoint)
-    run_dir = checkpoint.parent.parent
-    if checkpoint.parent.name == "checkpoints" and (run_dir / CONFIG_FILE).is_file():
-        return run_dir
-    return None
 
 
 def check_run_id(loaded: dict[str, Any], checkpoint: Path, run_dir: Path) -> None:
@@ -97,8 +63,8 @@ def check_run_id(loaded: dict[str, Any], checkpoint: Path, run_dir: Path) -> Non
 
 def load_module(checkpoint: str | Path, *, device: torch.device | str = "cpu") -> EncoderModule:
     """The module of a training checkpoint, in eval mode on ``device``: a
-    :class:`ContrastiveModule` or, for a baseline method, its module
-    (:func:`clinfonce.training.methods.module_class`).
+    :class:`ContrastiveModule` or, for a baseline method, its module (the ``module`` of
+    its :class:`~clinfonce.training.methods.spec.Method`).
 
     Examples:
         >>> module = load_module("runs/demo/checkpoints/last.ckpt")  # doctest: +SKIP
@@ -153,5 +119,6 @@ def load_run(
     elif run_dir is not None:
         cfg = load_run_config(run_dir, overrides)
     else:
-        cfg = config_from_dict(dict(module.hparams["config"]), list(overrides))
+        # the module's config, bound once from the checkpoint; rebound only to change it
+        cfg = config_from_dict(module.cfg.to_dict(), overrides) if overrides else module.cfg
     return LoadedRun(checkpoint, run_dir, cfg, module)

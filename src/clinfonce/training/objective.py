@@ -1,14 +1,16 @@
 """The training objective as a weighted list of contrastive terms.
 
 A term names where its positives come from (``ids``): ``instance`` (SimCLR), ``label``
-(SupCon), ``cluster`` (the unnamed stage-1 clustering, carried by the batch), or the name of an
-assignment registered on the module and looked up by sample ``index`` (the named clusterings
-of the ``clusters`` section, per-epoch K-means ids). Each term reads one projection head
+(SupCon, carried by the batch), or a clustering registered on the module and looked up by
+sample ``index``: ``cluster`` (the unnamed stage-1 clustering), the named clusterings of the
+``clusters`` section, per-epoch K-means ids. Each term reads one projection head
 (terms naming the same head share it) and trains from ``start_epoch`` until ``end_epoch``,
 which is how a warm-up with InfoNCE alone is written.
 
-A config's ``objective`` list gives the terms explicitly; otherwise ``method.name`` picks a
-preset (:func:`method_terms`). :func:`objective_terms` resolves either and checks the result.
+A config's ``objective`` list gives the terms explicitly (:func:`term_from_config`);
+otherwise ``method.name`` picks its preset (:mod:`clinfonce.training.methods`).
+:func:`clinfonce.training.methods.registry.objective_terms` resolves either and checks the
+result with :func:`check_terms`.
 """
 
 from __future__ import annotations
@@ -16,30 +18,24 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from clinfonce.losses import ClInfoNCELoss
-from clinfonce.training.config import (
-    CLUSTER_METHODS,
-    METHODS,
-    ExperimentConfig,
-    MethodConfig,
-    TermConfig,
-)
-from clinfonce.training.method_options import (
-    BASELINE_METHODS,
-    default_warmup,
-    kmeans_assignment,
-    kmeans_terms,
-)
 
-#: ids sources every batch can provide; other names are looked-up assignments.
-BATCH_SOURCES: tuple[str, ...] = ("instance", "label", "cluster")
-#: The losses of an ``objective`` term, and the ids of those that need no clustering.
+if TYPE_CHECKING:  # the config schema includes the methods' settings, which build on this
+    from clinfonce.training.config import ExperimentConfig, TermConfig
+
+#: ids sources every batch provides itself; other names are assignments looked up by index.
+BATCH_SOURCES: tuple[str, ...] = ("instance", "label")
+#: The assignment name of the ``clusters`` section's unnamed clustering.
+UNNAMED_CLUSTERING = "cluster"
+#: The losses of an ``objective`` term.
 LOSSES: tuple[str, ...] = ("clinfonce", "simclr", "supcon")
-_FIXED_IDS = {"simclr": "instance", "supcon": "label"}
+#: The ids source of each loss that needs no clustering.
+FIXED_IDS: dict[str, str] = {"simclr": "instance", "supcon": "label"}
 
 
 @dataclass(frozen=True)
@@ -74,75 +70,47 @@ class ObjectiveTerm:
         return self.start_epoch <= epoch and (self.end_epoch is None or epoch < self.end_epoch)
 
 
-def _clinfonce_name(source: str) -> str:
-    return "clinfonce" if source == "cluster" else f"clinfonce-{source}"
-
-
-def method_terms(
-    method: MethodConfig, sources: Sequence[str] = ("cluster",), epochs: int = 100
-) -> list[ObjectiveTerm]:
-    """The terms of a method preset (see :class:`~clinfonce.training.config.MethodConfig`).
-
-    Args:
-        method: the method section.
-        sources: ids sources of the configured clusterings (``ClustersConfig.sources``); the
-            cluster methods get one Cl-InfoNCE term per source.
-        epochs: training epochs (sets the two-head preset's default warm-up).
+def clinfonce_term_name(source: str) -> str:
+    """Log name of a Cl-InfoNCE term on the clustering ``source``.
 
     Examples:
-        >>> [(t.name, t.head, t.start_epoch) for t in method_terms(
-        ...     MethodConfig(name="clinfonce-two-head"), ["cluster"], epochs=20)]
-        [('simclr', 'instance', 0), ('clinfonce', 'cluster', 2)]
+        >>> clinfonce_term_name("cluster"), clinfonce_term_name("level1")
+        ('clinfonce', 'clinfonce-level1')
     """
-    name, tau = method.name, method.temperature
-    if name == "auto":
-        name = "clinfonce-plus-simclr" if sources else "simclr"
-    if name in _FIXED_IDS:
-        if method.warmup_epochs:
-            raise ValueError(f"method.warmup_epochs needs a method with cluster terms, not {name}")
-        return [ObjectiveTerm(name, _FIXED_IDS[name], 1.0, tau)]
-    if name not in CLUSTER_METHODS:
-        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
-    if not sources:
-        raise ValueError(f"method.name={name} needs clusters: configure the clusters section")
-    two_head = name == "clinfonce-two-head"
-    warmup = method.warmup_epochs
-    if warmup is None:
-        warmup = default_warmup(epochs) if two_head else 0
-    if warmup < 0:
-        raise ValueError(f"method.warmup_epochs must be >= 0, got {warmup}")
-    head = "cluster" if two_head else "main"
-    clusters = [ObjectiveTerm(_clinfonce_name(s), s, 1.0, tau, head, warmup) for s in sources]
-    if name == "clinfonce":  # SimCLR only while warming up
-        if warmup == 0:
-            return clusters
-        return [ObjectiveTerm("simclr", "instance", 1.0, tau, end_epoch=warmup), *clusters]
-    simclr = ObjectiveTerm("simclr", "instance", 1.0, tau, "instance" if two_head else "main")
-    return [simclr, *clusters]
+    return "clinfonce" if source == UNNAMED_CLUSTERING else f"clinfonce-{source}"
 
 
 def term_from_config(
-    term: TermConfig, config: ExperimentConfig, where: str = "objective term"
+    term: TermConfig,
+    config: ExperimentConfig,
+    sources: Sequence[str],
+    where: str = "objective term",
 ) -> ObjectiveTerm:
     """An :class:`ObjectiveTerm` from an ``objective`` entry; ``where`` prefixes errors.
 
+    Args:
+        term: the entry.
+        config: the run's config (labels, default temperature).
+        sources: the clusterings a ``clinfonce`` term may name (the method's).
+        where: prefix of error messages.
+
     Examples:
-        >>> cfg = ExperimentConfig()
-        >>> term_from_config(TermConfig(loss="simclr", weight=0.5), cfg).ids
+        >>> from clinfonce.training.config import ExperimentConfig, TermConfig
+        >>> term_from_config(TermConfig(loss="simclr", weight=0.5), ExperimentConfig(), []).ids
         'instance'
     """
     if term.loss not in LOSSES:
         raise ValueError(f"{where}.loss must be one of {', '.join(LOSSES)}, got {term.loss!r}")
     if term.loss == "clinfonce":
-        ids = _resolve_clusters(term.clusters, cluster_sources(config), where)
-        name = _clinfonce_name(ids)
+        ids = _resolve_clusters(term.clusters, sources, where)
+        name = clinfonce_term_name(ids)
     else:
         if term.clusters is not None:
             raise ValueError(
                 f"{where}.clusters={term.clusters!r}: only loss clinfonce reads a clustering "
                 f"({term.loss} does not); remove it or set loss: clinfonce"
             )
-        ids, name = _FIXED_IDS[term.loss], term.loss
+        ids, name = FIXED_IDS[term.loss], term.loss
     if term.loss == "supcon" and config.data.label_column is None:
         raise ValueError(f"{where}: loss supcon needs labels: set data.label_column")
     temperature = config.method.temperature if term.temperature is None else term.temperature
@@ -157,21 +125,6 @@ def term_from_config(
     )
 
 
-def cluster_sources(config: ExperimentConfig) -> list[str]:
-    """The clusterings an objective term can name: those of the ``clusters`` section, or
-    for ``kmeans-clinfonce`` its K-means clusterings (``kmeans-<K>``).
-
-    Examples:
-        >>> from clinfonce.training.config import config_from_dict
-        >>> cluster_sources(config_from_dict({"method": {"name": "kmeans-clinfonce"},
-        ...                                   "kmeans": {"n_clusters": [10, 40]}}))
-        ['kmeans-10', 'kmeans-40']
-    """
-    if config.method.name == "kmeans-clinfonce":
-        return [kmeans_assignment(k) for k in config.kmeans.n_clusters]
-    return list(config.clusters.sources)
-
-
 def _resolve_clusters(name: str | None, sources: Sequence[str], where: str) -> str:
     if name is not None:
         if name not in sources:
@@ -180,75 +133,14 @@ def _resolve_clusters(name: str | None, sources: Sequence[str], where: str) -> s
                 f"{', '.join(sources) or 'none (set the clusters section)'}"
             )
         return name
-    if "cluster" in sources or len(sources) == 1:
-        return "cluster" if "cluster" in sources else sources[0]
+    if UNNAMED_CLUSTERING in sources or len(sources) == 1:
+        return UNNAMED_CLUSTERING if UNNAMED_CLUSTERING in sources else sources[0]
     if not sources:
         raise ValueError(f"{where}: loss clinfonce needs clusters: set the clusters section")
     raise ValueError(
         f"{where}.clusters: {len(sources)} clusterings are configured ({', '.join(sources)}); "
         "name the one this term uses"
     )
-
-
-def objective_terms(config: ExperimentConfig) -> list[ObjectiveTerm]:
-    """The terms a config trains: its ``objective`` list, else its method's preset; checked
-    (weights, temperatures, heads, epochs) so that a config that loads can train.
-
-    Examples:
-        >>> cfg = ExperimentConfig()  # no clusters: method auto is SimCLR
-        >>> [t.name for t in objective_terms(cfg)]
-        ['simclr']
-    """
-    if config.objective:
-        if config.method.name not in ("auto", "kmeans-clinfonce"):
-            raise ValueError(
-                f"method.name={config.method.name} and an objective list are both set; the "
-                "objective replaces the method's terms: leave method.name at auto (or "
-                "kmeans-clinfonce, whose K-means clusterings the terms then name)"
-            )
-        if config.method.warmup_epochs is not None:
-            raise ValueError(
-                "method.warmup_epochs applies to method presets; with an objective list, set "
-                "the start_epoch of the terms that wait"
-            )
-        terms = [
-            term_from_config(t, config, f"objective[{i}]") for i, t in enumerate(config.objective)
-        ]
-        if config.method.name == "kmeans-clinfonce":
-            _check_kmeans_terms(terms, cluster_sources(config))
-    elif config.method.name in BASELINE_METHODS:
-        return []  # not contrastive: trained by the modules of clinfonce.training.baselines
-    elif config.method.name == "kmeans-clinfonce":
-        terms = kmeans_terms(config)
-    else:
-        terms = method_terms(config.method, config.clusters.sources, config.train.epochs)
-    check_terms(terms, config.train.epochs)
-    return terms
-
-
-def _check_kmeans_terms(terms: Sequence[ObjectiveTerm], clusterings: Sequence[str]) -> None:
-    """Every K-means clustering is computed each time, so every one must train a term."""
-    unused = [name for name in clusterings if name not in {t.ids for t in terms}]
-    if unused:
-        raise ValueError(
-            f"objective: K-means clustering(s) {', '.join(unused)} (kmeans.n_clusters) train "
-            "no term; add a clinfonce term naming each (clusters: kmeans-<K>) or drop that K"
-        )
-
-
-def kmeans_start_epoch(terms: Sequence[ObjectiveTerm], clusterings: Sequence[str]) -> int:
-    """The first epoch a term trains on one of the K-means ``clusterings``: when the
-    re-clustering starts.
-
-    Examples:
-        >>> kmeans_start_epoch([ObjectiveTerm("simclr", "instance", end_epoch=2),
-        ...                     ObjectiveTerm("k", "kmeans-10", start_epoch=2)], ["kmeans-10"])
-        2
-    """
-    starts = [t.start_epoch for t in terms if t.ids in clusterings]
-    if not starts:
-        raise ValueError("no objective term trains on K-means clusters (clusters: kmeans-<K>)")
-    return min(starts)
 
 
 def check_terms(terms: Sequence[ObjectiveTerm], epochs: int) -> None:

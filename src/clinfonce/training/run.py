@@ -1,27 +1,12 @@
-"""One training run from a config: data, clusters, model, Lightning trainer, run directory.
+"""One training run from a config: data, clusters, model, Lightning trainer.
 
-Run directory (``output.dir/output.name``)::
-
-    run.json                    the run id, also stamped into every checkpoint of the run
-    config.yaml                 the resolved config
-    clusters.csv[.json]         the cluster assignment used and its sidecar (Cl-InfoNCE)
-    clusters-<name>.csv[.json]  each named clustering (clusters.named)
-    kmeans.jsonl                kmeans-clinfonce: one line per K-means re-clustering
-    checkpoints/last.ckpt       every epoch (train.checkpoint_every_n_steps: more often)
-                                and on SIGINT/SIGTERM/SLURM pre-emption; --resume continues
-    checkpoints/best.ckpt       best monitor/knn_top1 so far (when labels exist)
-    logs/csv/version_<n>/metrics.csv, logs/tensorboard/version_<n>/
-                                CSV and TensorBoard logs, one version per (re)start
-    summary.json                final metrics, steps, wall time
+What the run leaves in its run directory: :mod:`clinfonce.training.run_directory`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
-import shutil
 import signal
 import sys
 import time
@@ -29,7 +14,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -38,73 +22,37 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from torch.utils.data import DataLoader
 
-from clinfonce.data.cluster_ids import write_clusters
-from clinfonce.data.datasets import EpochShuffleSampler
 from clinfonce.data.prepare import PreparedData, prepare_data
-from clinfonce.data.prepared import usable_cores
 from clinfonce.data.sources import ImageSource
-from clinfonce.outputs import atomic_write, existing_paths, is_inside
+from clinfonce.outputs import atomic_write
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.checkpointing import (
-    RUN_FILE,
     AtomicCheckpointIO,
     LastCheckpoint,
     TrainingInterrupted,
     new_run_id,
-    read_checkpoint,
     read_run_id,
     stop_gracefully,
 )
-from clinfonce.training.config import (
-    ExperimentConfig,
-    TrainConfig,
-    load_config,
-    save_config,
-    with_absolute_paths,
-)
+from clinfonce.training.config import ExperimentConfig, with_absolute_paths
 from clinfonce.training.distributed import (
     DistributedBatchSampler,
     has_idle_parameters,
     trainer_kwargs,
 )
-from clinfonce.training.methods import build_module, method_callbacks
+from clinfonce.training.loaders import train_loader
+from clinfonce.training.methods.registry import find_method, objective_terms
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
-
-CONFIG_FILE = "config.yaml"
-
-
-class _LightningNotices(logging.Filter):
-    """Drops Lightning's hardware inventory ("GPU available: False, used: False") and its
-    advertising tips: noise in every run's output that says nothing about the run."""
-
-    DROPPED = ("GPU available: ", "TPU available: ", "HPU available: ", "\N{ELECTRIC LIGHT BULB}")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.DROPPED)
-
-
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_LightningNotices())
-
-
-def metric_text(key: str, value: float) -> str:
-    """A logged metric for people: the learning rate in scientific notation (it ends near
-    zero, where four decimals print ``0.0000``), others with four decimals, never ``-0.0000``.
-
-    Examples:
-        >>> metric_text("lr", 2e-06), metric_text("train/loss", -1e-9)
-        ('2.000e-06', '0.0000')
-    """
-    if key == "lr" or key.endswith("/lr"):
-        return f"{value:.3e}"
-    text = f"{value:.4f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
-
-
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
-#: Entries that mark a directory as a run directory, which ``output.overwrite`` may clear.
-RUN_MARKERS: tuple[str, ...] = (RUN_FILE, CONFIG_FILE, "checkpoints", "logs", "summary.json")
+from clinfonce.training.progress import EpochLines
+from clinfonce.training.run_directory import (
+    LAST_CHECKPOINT,
+    RunFiles,
+    claim_run_directory,
+    requeued_slurm_job,
+    resolve_resume,
+    run_directory,
+)
 
 
 @dataclass
@@ -131,102 +79,6 @@ class TrainResult:
     global_zero: bool = True
 
 
-def run_directory(config: ExperimentConfig) -> Path:
-    """``output.dir / output.name`` (name defaults to ``run``).
-
-    Raises:
-        ValueError: ``output.name`` is a path rather than a name, so the run would land
-            outside ``output.dir``.
-    """
-    name = config.output.name or "run"
-    if Path(name).name != name or name in (".", ".."):
-        raise ValueError(
-            f"output.name={name!r} must be a plain name (no '/' or '..'); put the parent "
-            "folder in output.dir instead"
-        )
-    return Path(config.output.dir) / name
-
-
-def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> Path:
-    """The run directory for a new run: created, or emptied when ``output.overwrite``.
-
-    A directory holding anything (an interrupted run, other files) is refused unless
-    ``output.overwrite=true``, which deletes its contents first, checkpoints included, so
-    nothing of an earlier run can be mistaken for the new one. Only a run directory (see
-    :data:`RUN_MARKERS`) is ever cleared: a mistyped ``output.dir``/``output.name``
-    pointing at some other folder is refused even with ``output.overwrite=true``.
-
-    Args:
-        config: the run's config.
-        keep: names in the directory that belong to the caller (an experiment's cell
-            marker): neither counted nor deleted.
-    """
-    run_dir = run_directory(config)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"run directory {run_dir} is a file; pick another output.name")
-    present = [p for p in run_dir.iterdir() if p.name not in keep] if run_dir.is_dir() else []
-    if present and not config.output.overwrite:
-        raise ValueError(
-            f"run directory {run_dir} is not empty (it holds {present[0].name}"
-            f"{f' and {len(present) - 1} more' if len(present) > 1 else ''}); continue it with "
-            f"`clinfonce train --resume {run_dir}`, pick another output.name (`clinfonce run`: "
-            "--out), or set output.overwrite=true to delete it and start again"
-        )
-    if present and not any((run_dir / name).exists() for name in RUN_MARKERS):
-        raise ValueError(
-            f"run directory {run_dir} holds files but is not a clinfonce run directory (no "
-            f"{' or '.join(RUN_MARKERS[:2])}); output.overwrite=true only clears run "
-            "directories: pick another output.name, or empty it yourself"
-        )
-    config_values = config.to_dict()
-    for source in existing_paths([config_values["data"], config_values["clusters"]]):
-        if present and is_inside(source, run_dir):
-            raise ValueError(
-                f"output.overwrite=true would delete {source}, an input of this run inside "
-                f"its run directory {run_dir}; move it elsewhere or pick another output.name"
-            )
-    for path in present:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def requeued_slurm_job() -> bool:
-    """Whether this is a SLURM job started again by ``scontrol requeue`` (after pre-emption)."""
-    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
-
-
-def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
-    """Run directory and checkpoint of a ``--resume`` argument (a run dir or a ``.ckpt``).
-
-    Raises:
-        FileNotFoundError: there is no checkpoint there.
-        ValueError: the checkpoint is empty, truncated or not a training checkpoint.
-    """
-    path = Path(resume)
-    if path.is_dir():
-        checkpoint = path / LAST_CHECKPOINT
-        run_dir = path
-    else:
-        checkpoint = path
-        run_dir = path.parent.parent
-    if not checkpoint.is_file():
-        raise FileNotFoundError(
-            f"no checkpoint to resume from at {checkpoint}; pass a run directory containing "
-            f"{LAST_CHECKPOINT} or a .ckpt file"
-        )
-    read_checkpoint(checkpoint)  # a clear error now rather than deep inside Lightning
-    return run_dir, checkpoint
-
-
-def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """The resolved config saved in a run directory, with overrides applied."""
-    return load_config(Path(run_dir) / CONFIG_FILE, list(overrides))
-
-
 def resolve_precision(precision: str, accelerator: str) -> str:
     """Lightning precision for ``train.precision`` (resolves ``auto``, see TrainConfig).
 
@@ -251,7 +103,7 @@ def train(
     callbacks: Sequence[Callback] = (),
     keep: Sequence[str] = (),
 ) -> TrainResult:
-    """Train one run; see the module docstring for what it writes.
+    """Train one run; :mod:`clinfonce.training.run_directory` lists what it writes.
 
     Args:
         config: the experiment.
@@ -259,7 +111,8 @@ def train(
             weights, optimiser, schedule and data order); training goes on in that run dir.
         source: already loaded data (skips loading ``config.data``; the demo reuses one).
         callbacks: extra Lightning callbacks.
-        keep: files of the caller in the run directory (see :func:`claim_run_directory`).
+        keep: files of the caller in the run directory (see
+            :func:`~clinfonce.training.run_directory.claim_run_directory`).
 
     Raises:
         TrainingInterrupted: SIGINT, SIGTERM or SLURM's pre-emption signal stopped training;
@@ -299,7 +152,9 @@ def train(
         seed=config.train.seed,
         source=source,
     )
-    module = build_module(config, data)  # the method's module, per-sample tables registered
+    method = find_method(config.method.name)
+    terms = objective_terms(config)  # resolved once, for the module and the callbacks
+    module = method.build(config, data, terms)  # per-sample tables registered
     loader = train_loader(config, data)
     warn_degenerate_objective(config, data)
     checkpoints = run_dir / "checkpoints"
@@ -341,7 +196,7 @@ def train(
         ],
         callbacks=[
             *all_callbacks,
-            *method_callbacks(config, data, run_dir),
+            *method.callbacks(config, data, terms, run_dir),
             *([EpochLines()] if config.train.progress_bar and not bar else []),
             *callbacks,
         ],
@@ -454,88 +309,6 @@ def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:
             chance = math.exp(log_choose(total - size, draws) - log_choose(total - 1, draws))
             alone += size / total * chance
     return alone
-
-
-class EpochLines(Callback):
-    """Progress lines (global rank zero) where no progress bar can draw: one per epoch, or
-    every n-th epoch so that a long run prints at most :attr:`MAX_LINES` of them."""
-
-    MAX_LINES = 20
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epochs = trainer.max_epochs or 1
-        every = -(-epochs // self.MAX_LINES)
-        done = trainer.current_epoch + 1
-        if not trainer.is_global_zero or (done % every and done != epochs):
-            return
-        seconds = time.perf_counter() - self._start  # this epoch's
-        metrics = trainer.callback_metrics
-        shown = [f"{k} {metric_text(k, float(v))}" for k, v in sorted(metrics.items()) if k != "lr"]
-        print(
-            f"epoch {done}/{epochs}: {', '.join(shown)} "
-            f"({seconds:.0f} s, about {seconds * (epochs - done):.0f} s left)",
-            flush=True,
-        )
-
-
-class RunFiles(Callback):
-    """Writes the resolved config and the clusters used into the run directory, once.
-
-    A callback, because only once the strategy is set up is the global rank known for every
-    launcher (Lightning's, torchrun, SLURM): under DDP every process runs :func:`train`, and
-    only global rank zero may write the shared run directory.
-    """
-
-    def __init__(self, config: ExperimentConfig, data: PreparedData, run_dir: Path) -> None:
-        self.config, self.data, self.run_dir = config, data, run_dir
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if trainer.is_global_zero:
-            save_config(self.config, self.run_dir / CONFIG_FILE)
-            write_clusters(self.data, self.config.data, self.run_dir)
-
-
-def train_loader(config: ExperimentConfig, data: PreparedData) -> DataLoader[Any]:
-    """Shuffled (per-epoch seeded), full batches only: every step contrasts a full batch."""
-    train = config.train
-    dataset = data.train_dataset(train.views, config.augment)
-    if len(dataset) < train.batch_size:
-        raise ValueError(
-            f"train.batch_size={train.batch_size} exceeds the {len(dataset)} training samples; "
-            "lower train.batch_size"
-        )
-    workers = loader_workers(train, data.view_maker.on_device)
-    return DataLoader(
-        dataset,
-        batch_sampler=DistributedBatchSampler(  # this process's share of the global batch
-            EpochShuffleSampler(len(dataset), train.seed), train.batch_size, drop_last=True
-        ),
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        pin_memory=train.accelerator != "cpu" and torch.cuda.is_available(),
-    )
-
-
-def loader_workers(train: TrainConfig, in_memory: bool) -> int:
-    """Loader processes for ``train.num_workers``: a count as given; ``auto`` is 0 for
-    arrays (augmented on the device, workers would only copy) and otherwise this process's
-    share of the usable cores, so decoding files runs in parallel with the model step.
-
-    Examples:
-        >>> loader_workers(TrainConfig(num_workers="auto"), in_memory=True)
-        0
-        >>> loader_workers(TrainConfig(num_workers=3), in_memory=True)
-        3
-    """
-    if isinstance(train.num_workers, int):
-        return train.num_workers
-    if in_memory:
-        return 0
-    processes = train.devices if isinstance(train.devices, int) and train.devices > 0 else 1
-    return max(1, usable_cores() // processes)
 
 
 def knn_monitor(config: ExperimentConfig, data: PreparedData) -> KNNMonitor | None:

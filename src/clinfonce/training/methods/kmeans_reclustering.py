@@ -1,10 +1,10 @@
-"""Cl-InfoNCE without auxiliary information: clusters of the model's own embedding.
+"""The K-means re-clustering of ``kmeans-clinfonce`` (:mod:`clinfonce.training.methods.kmeans`).
 
-Method ``kmeans-clinfonce`` (docs/method.md §2): after a SimCLR warm-up, at the start of every
-n-th epoch :class:`KMeansReclustering` embeds the whole training set (eval transform, no
-gradient, L2-normalised projection-head output by default), runs spherical K-means for each
-configured K, and registers the ids on the module, where the objective's ``kmeans-<K>`` terms
-look them up by sample ``index`` (:func:`clinfonce.training.method_options.kmeans_terms`).
+After the SimCLR warm-up, at the start of every n-th epoch :class:`KMeansReclustering`
+embeds the whole training set (eval transform, no gradient, L2-normalised projection-head
+output by default), runs spherical K-means for each configured K, and registers the ids
+on the module, where the objective's ``kmeans-<K>`` terms look them up by sample ``index``
+(:func:`clinfonce.training.methods.kmeans.kmeans_terms`).
 The ids are part of the checkpoint, and each clustering's seed depends only on the epoch, so
 a resumed run trains on the same clusters as an uninterrupted one.
 """
@@ -27,13 +27,24 @@ from torch.utils.data import Dataset
 
 from clinfonce.clusters.kmeans import kmeans
 from clinfonce.clusters.metrics import cluster_metrics
+from clinfonce.data.splits import stream_seed
 from clinfonce.training.distributed import extract_features_sharded
-from clinfonce.training.method_options import KMEANS_FEATURES, kmeans_assignment
-from clinfonce.training.module import ContrastiveModule
+from clinfonce.training.methods.contrastive import ContrastiveModule
 
 #: Cluster-size quantiles logged per clustering (keys of :func:`cluster_metrics`).
 SIZE_KEYS: tuple[str, ...] = ("size_min", "size_q25", "size_median", "size_q75", "size_max")
-_SEED_STRIDE = 1_000_003
+#: Feature spaces K-means can cluster.
+KMEANS_FEATURES: tuple[str, ...] = ("head", "encoder")
+
+
+def kmeans_assignment(k: int) -> str:
+    """The module assignment (and objective term) name of the K-means ids with ``k`` clusters.
+
+    Examples:
+        >>> kmeans_assignment(2500)
+        'kmeans-2500'
+    """
+    return f"kmeans-{k}"
 
 
 def clustering_features(
@@ -156,7 +167,7 @@ class KMeansReclustering(Callback):
 
     def cluster(self, features: np.ndarray, epoch: int) -> dict[int, tuple[np.ndarray, float]]:
         """K -> (ids of every sample, inertia) of the clusterings for ``epoch``."""
-        seed = self.seed * _SEED_STRIDE + epoch * self.restarts
+        seed = stream_seed(self.seed, epoch * self.restarts)
         out = {}
         for k in self.n_clusters:
             result = kmeans(

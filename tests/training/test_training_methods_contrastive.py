@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from clinfonce.losses import cl_infonce_loss
-from clinfonce.training import ContrastiveModule, ObjectiveTerm, config_from_dict
+from clinfonce.training import ContrastiveModule, ObjectiveTerm, config_from_dict, objective_terms
 
 METHOD_VALUES = {
     "simclr": {"method": {"name": "simclr", "temperature": 0.3}},
@@ -21,9 +21,8 @@ METHOD_VALUES = {
 def make_module(method: str, terms: list[ObjectiveTerm] | None = None) -> ContrastiveModule:
     torch.manual_seed(0)
     cfg = config_from_dict(METHOD_VALUES[method], ["model.head_hidden=16", "model.head_out=8"])
-    return ContrastiveModule(
-        cfg.to_dict(), in_channels=1, image_size=8, mean=[0.5], std=[0.25], terms=terms
-    )
+    terms = objective_terms(cfg) if terms is None else terms
+    return ContrastiveModule(cfg, in_channels=1, image_size=8, mean=[0.5], std=[0.25], terms=terms)
 
 
 def batch() -> dict[str, torch.Tensor]:
@@ -47,6 +46,7 @@ def projections(module: ContrastiveModule, views: torch.Tensor) -> torch.Tensor:
 def test_loss_uses_the_method_ids(method: str, ids_key: str | None) -> None:
     module = make_module(method)  # train mode: BatchNorm uses batch statistics in both
     data = batch()
+    module.set_assignment("cluster", data["cluster"])  # clusterings are looked up by index
     loss, parts = module.compute_loss(data)
     ids = None if ids_key is None else data[ids_key]
     expected = cl_infonce_loss(projections(module, data["image"]), ids, temperature=0.3)

@@ -1,11 +1,10 @@
-"""Baselines that use the same auxiliary information as Cl-InfoNCE (docs/method.md §5).
+"""The attribute baselines: the auxiliary information of Cl-InfoNCE, used raw (docs/method.md §5).
 
-All three share the encoder, augmentation, optimiser and schedule of the contrastive methods
+Both share the encoder, augmentation, optimiser and schedule of the contrastive methods
 (:class:`~clinfonce.training.base.EncoderModule`); only the head and the loss differ, and
-evaluation reads the encoder as for every other method.
+evaluation reads the encoder as for every other method. (``ce-clusters``, the third baseline,
+is :mod:`clinfonce.training.methods.cluster_classifier`.)
 
-- ``ce-clusters`` (:class:`ClusterClassifier`): a linear layer on the encoder predicts the
-  stage-1 cluster id (the ``clusters`` section), cross-entropy.
 - ``attribute-prediction`` (:class:`AttributePredictor`): a linear layer predicts the raw
   attributes (the ``clusters.params.columns``): binary cross-entropy on a 0/1 attribute, a
   softmax over the values of any other; the loss is the mean over attributes.
@@ -21,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,8 +31,38 @@ from torch import nn
 from clinfonce.clusters._codes import encode_column
 from clinfonce.clusters.attributes import candidate_columns
 from clinfonce.data.config import ClustersConfig
+from clinfonce.data.prepare import PreparedData
 from clinfonce.models import ProjectionHead, feature_dim
 from clinfonce.training.base import EncoderModule
+from clinfonce.training.methods.spec import BaselineMethod, data_shape
+from clinfonce.training.objective import ObjectiveTerm
+
+if TYPE_CHECKING:  # the config schema includes this module's settings section
+    from clinfonce.training.config import ExperimentConfig
+
+
+@dataclass
+class BaselineConfig:
+    """The ``baseline`` section: heads of the baselines of docs/method.md §5.
+
+    ``ce-clusters`` and ``attribute-prediction`` put one linear layer on the encoder (the
+    linear-probe architecture, so their features are trained for exactly what a probe
+    reads); ``cmc-attributes`` pairs the usual projection head (``model.head_hidden``,
+    ``model.head_out``) with an MLP that embeds the attribute vector.
+
+    Attributes:
+        attribute_hidden: hidden width of the ``cmc-attributes`` attribute MLP
+            (``Linear(inputs, hidden) -> ReLU -> Linear(hidden, model.head_out)``).
+    """
+
+    attribute_hidden: int = 256
+
+
+def check_baseline_section(baseline: BaselineConfig) -> None:
+    """Errors for ``baseline`` settings that cannot build a head (checked for every method,
+    so a typo never waits for the run that reads it)."""
+    if baseline.attribute_hidden < 1:
+        raise ValueError(f"baseline.attribute_hidden must be >= 1, got {baseline.attribute_hidden}")
 
 
 @dataclass(frozen=True)
@@ -95,61 +124,13 @@ def attribute_columns(table: pd.DataFrame, clusters: ClustersConfig) -> list[str
     return candidate_columns(table, params.get("columns"), params.get("exclude", ()))
 
 
-class ClusterClassifier(EncoderModule):
-    """``ce-clusters``: encoder + linear layer, cross-entropy on the stage-1 cluster id.
-
-    Args:
-        config: the run's config (``to_dict()``).
-        in_channels: image channels.
-        image_size: model input side.
-        mean: per-channel normalisation mean.
-        std: per-channel normalisation std.
-        num_clusters: K; batches carry ``cluster`` ids in ``0..K-1``.
-
-    Examples:
-        >>> from clinfonce.training import config_from_dict
-        >>> cfg = config_from_dict({"method": {"name": "ce-clusters"},
-        ...                         "clusters": {"builder": "attributes"}})
-        >>> module = ClusterClassifier(cfg.to_dict(), in_channels=1, image_size=8,
-        ...                            mean=[0.5], std=[0.25], num_clusters=6)
-        >>> module.head
-        Linear(in_features=128, out_features=6, bias=True)
-    """
-
-    def __init__(
-        self,
-        config: dict[str, Any],
-        *,
-        in_channels: int,
-        image_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        num_clusters: int,
-    ) -> None:
-        super().__init__(config, in_channels=in_channels, image_size=image_size, mean=mean, std=std)
-        self.save_hyperparameters()
-        if num_clusters < 1:
-            raise ValueError(f"ce-clusters needs at least one cluster, got {num_clusters}")
-        self.head = nn.Linear(feature_dim(self.encoder), num_clusters)
-
-    def compute_loss(
-        self, batch: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if "cluster" not in batch:
-            raise ValueError("ce-clusters needs batch['cluster'] (configure the clusters section)")
-        views = batch["image"]
-        logits = self.head(self(views.flatten(0, 1)))
-        targets = batch["cluster"].repeat_interleave(views.shape[1])
-        return F.cross_entropy(logits.float(), targets), {}
-
-
 class AttributeModule(EncoderModule):
     """Shared part of the attribute baselines: per-sample attribute codes looked up by the
     batch's ``index`` (set with :meth:`set_attributes`; not saved in checkpoints, training
     rebuilds them from the data).
 
     Args:
-        config: the run's config (``to_dict()``).
+        config: the run's checked config.
         in_channels: image channels.
         image_size: model input side.
         mean: per-channel normalisation mean.
@@ -159,7 +140,7 @@ class AttributeModule(EncoderModule):
 
     def __init__(
         self,
-        config: dict[str, Any],
+        config: ExperimentConfig,
         *,
         in_channels: int,
         image_size: int,
@@ -168,7 +149,7 @@ class AttributeModule(EncoderModule):
         outputs: Sequence[int],
     ) -> None:
         super().__init__(config, in_channels=in_channels, image_size=image_size, mean=mean, std=std)
-        self.save_hyperparameters()
+        self.store_hyperparameters()
         if not outputs or min(outputs) < 1:
             raise ValueError(f"outputs must be a non-empty list of sizes >= 1, got {outputs}")
         self.outputs = [int(o) for o in outputs]
@@ -195,7 +176,7 @@ class AttributeModule(EncoderModule):
         """The ``[B, A]`` codes of a batch's samples."""
         if self.attributes is None:
             raise ValueError("no attribute codes registered (set_attributes)")
-        return self.attributes[batch["index"].cpu()].to(self.device)
+        return self.lookup(self.attributes, batch)
 
 
 class AttributePredictor(AttributeModule):
@@ -205,10 +186,10 @@ class AttributePredictor(AttributeModule):
     softmax cross-entropy (the others), each averaged over the batch's views.
 
     Examples:
-        >>> from clinfonce.training import config_from_dict
+        >>> from clinfonce.training.config import config_from_dict
         >>> cfg = config_from_dict({"method": {"name": "attribute-prediction"},
         ...                         "clusters": {"params": {"columns": ["a", "b"]}}})
-        >>> module = AttributePredictor(cfg.to_dict(), in_channels=1, image_size=8,
+        >>> module = AttributePredictor(cfg, in_channels=1, image_size=8,
         ...                             mean=[0.5], std=[0.25], outputs=[1, 4])
         >>> module.head.out_features
         5
@@ -244,10 +225,10 @@ class AttributeContrast(AttributeModule):
     negatives of each other, as in CMC.
 
     Examples:
-        >>> from clinfonce.training import config_from_dict
+        >>> from clinfonce.training.config import config_from_dict
         >>> cfg = config_from_dict({"method": {"name": "cmc-attributes"},
         ...                         "clusters": {"params": {"columns": ["a", "b"]}}})
-        >>> module = AttributeContrast(cfg.to_dict(), in_channels=1, image_size=8,
+        >>> module = AttributeContrast(cfg, in_channels=1, image_size=8,
         ...                            mean=[0.5], std=[0.25], outputs=[1, 4])
         >>> module.attribute_vectors(torch.tensor([[1, 2], [0, 0]])).tolist()
         [[1.0, 0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]]
@@ -285,3 +266,47 @@ class AttributeContrast(AttributeModule):
                 (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
             )
         return torch.stack(losses).mean(), {}
+
+
+@dataclass(frozen=True)
+class AttributeMethod(BaselineMethod):
+    """A baseline trained on the attribute columns (``clusters.params.columns``)."""
+
+    needs: tuple[str, ...] = ("attributes",)
+
+    def check(self, config: ExperimentConfig) -> None:
+        super().check(config)
+        clusters = config.clusters
+        if not (clusters.builder == "attributes" or "columns" in clusters.params):
+            raise ValueError(
+                f"method.name={self.name} reads attribute columns: set clusters.params.columns "
+                "(e.g. [maker, material]) or clusters.builder=attributes (all non-reserved "
+                "columns)"
+            )
+
+    def build(
+        self, config: ExperimentConfig, data: PreparedData, terms: Sequence[ObjectiveTerm]
+    ) -> EncoderModule:
+        """The module, its heads sized by the training rows' attribute codes."""
+        table = data.source.table.iloc[data.train_rows].reset_index(drop=True)
+        columns = attribute_columns(table, config.clusters)
+        codes = encode_attributes(
+            table, columns, missing=str(config.clusters.params.get("missing", "own"))
+        )
+        assert issubclass(self.module, AttributeModule)
+        module = self.module(config, outputs=codes.outputs, **data_shape(data))
+        module.set_attributes(codes.codes)
+        return module
+
+
+METHODS: tuple[AttributeMethod, ...] = (
+    AttributeMethod(
+        "attribute-prediction", "baseline: predict the attribute columns", AttributePredictor
+    ),
+    AttributeMethod(
+        "cmc-attributes",
+        "baseline: contrast image views with attribute vectors (CMC)",
+        AttributeContrast,
+        settings="baseline",
+    ),
+)

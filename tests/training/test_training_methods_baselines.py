@@ -13,15 +13,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clinfonce.training import config_from_dict, load_config, train
-from clinfonce.training.baselines import (
+from clinfonce.training import config_from_dict, find_method, load_config, train
+from clinfonce.training.load import load_run
+from clinfonce.training.methods.attributes import (
     AttributeContrast,
     AttributePredictor,
-    ClusterClassifier,
     encode_attributes,
 )
-from clinfonce.training.load import load_run
-from clinfonce.training.methods import module_class
+from clinfonce.training.methods.cluster_classifier import ClusterClassifier
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 COLUMNS = {"params": {"columns": ["maker", "tier"]}}
@@ -41,7 +40,7 @@ def small(cls: Any, method: str, **kwargs: Any) -> Any:
     cfg = config_from_dict(
         {**TINY, "method": {"name": method, "temperature": 0.3}, "clusters": BUILT}
     )
-    return cls(cfg.to_dict(), in_channels=1, image_size=8, mean=[0.5], std=[0.25], **kwargs)
+    return cls(cfg, in_channels=1, image_size=8, mean=[0.5], std=[0.25], **kwargs)
 
 
 def views() -> torch.Tensor:
@@ -74,6 +73,7 @@ def test_encode_attributes() -> None:
 def test_ce_clusters_loss_is_cross_entropy() -> None:
     module = small(ClusterClassifier, "ce-clusters", num_clusters=4)
     batch = {"image": views(), "index": torch.arange(5), "cluster": torch.tensor([0, 3, 1, 3, 2])}
+    module.set_cluster_ids(batch["cluster"])  # cluster ids reach a step by sample index
     loss, _ = module.compute_loss(batch)
     logits = module.head(module.encoder(batch["image"].flatten(0, 1)))
     targets = batch["cluster"].repeat_interleave(2)  # both views of a sample
@@ -139,7 +139,7 @@ def test_tiny_fit_and_evaluate_loading(
 ) -> None:
     values = {**TINY, "method": {"name": method}, "clusters": clusters}
     result = train(config_from_dict({**values, "output": {"dir": str(tmp_path), "name": method}}))
-    assert isinstance(result.module, cls) and module_class(method) is cls
+    assert isinstance(result.module, cls) and find_method(method).module is cls
     assert math.isfinite(result.metrics["train/loss"])
     assert 0 <= result.metrics["monitor/knn_top1"] <= 1
     loaded = load_run(result.run_dir)  # the path `clinfonce evaluate` takes

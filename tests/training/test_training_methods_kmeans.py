@@ -16,11 +16,11 @@ from sklearn.cluster import KMeans
 
 from clinfonce.clusters.kmeans import kmeans
 from clinfonce.training import config_from_dict, train
-from clinfonce.training.kmeans import KMeansReclustering, clustering_features
 from clinfonce.training.load import load_run
-from clinfonce.training.method_options import kmeans_terms, kmeans_warmup
-from clinfonce.training.module import ContrastiveModule
-from clinfonce.training.objective import objective_terms
+from clinfonce.training.methods.contrastive import ContrastiveModule
+from clinfonce.training.methods.kmeans import kmeans_terms, kmeans_warmup
+from clinfonce.training.methods.kmeans_reclustering import KMeansReclustering, clustering_features
+from clinfonce.training.methods.registry import objective_terms
 
 KS = (3, 5)
 TINY: dict[str, Any] = {
@@ -218,7 +218,9 @@ def test_exact_resume_between_clusterings(tmp_path: Path) -> None:
 def test_clustering_features_spaces() -> None:
     torch.manual_seed(0)
     cfg = config_from_dict({**TINY, "kmeans": {"n_clusters": [2]}})
-    module = ContrastiveModule(cfg.to_dict(), in_channels=1, image_size=8, mean=[0.5], std=[0.25])
+    module = ContrastiveModule(
+        cfg, in_channels=1, image_size=8, mean=[0.5], std=[0.25], terms=objective_terms(cfg)
+    )
     images = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
     dataset = [{"image": image} for image in images]
     module.eval()

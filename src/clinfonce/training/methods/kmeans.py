@@ -1,38 +1,39 @@
-"""Config sections of the K-means variant and the auxiliary-information baselines.
+"""``kmeans-clinfonce``: Cl-InfoNCE without auxiliary information (docs/method.md §2).
 
-``kmeans`` configures method ``kmeans-clinfonce`` (docs/method.md §2: clusters of the model's own
-embedding, recomputed during training); ``baseline`` the extra heads of ``cmc-attributes``.
-The other baselines (``ce-clusters``, ``attribute-prediction``) read their targets from the
-``clusters`` section and need no settings of their own. Kept apart from
-:mod:`clinfonce.training.config` (which includes them as sections) so the checks of these
-methods live next to their settings.
+After a SimCLR warm-up, the clusters are K-means clusters of the model's own embedding,
+recomputed during training by the callback of
+:mod:`~clinfonce.training.methods.kmeans_reclustering` (the ``kmeans`` section:
+:class:`KMeansConfig`), one Cl-InfoNCE term per K on the ids looked up by sample index.
+The module is the contrastive family's
+(:class:`~clinfonce.training.methods.contrastive.ContrastiveModule`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
+from lightning.pytorch.callbacks import Callback
 
 from clinfonce.clusters.kmeans import INITS
 from clinfonce.data.config import ClustersConfig
+from clinfonce.data.prepare import PreparedData
+from clinfonce.training.methods.contrastive import ContrastiveMethod, default_warmup
+from clinfonce.training.methods.kmeans_reclustering import (
+    KMEANS_FEATURES,
+    KMeansReclustering,
+    kmeans_assignment,
+)
+from clinfonce.training.objective import ObjectiveTerm
 
-if TYPE_CHECKING:  # both build on the config module, which includes this one
+if TYPE_CHECKING:  # the config schema includes this module's settings section
     from clinfonce.training.config import ExperimentConfig
-    from clinfonce.training.objective import ObjectiveTerm
 
-#: Methods trained by :class:`clinfonce.training.baselines` modules (docs/method.md §5).
-BASELINE_METHODS: tuple[str, ...] = ("ce-clusters", "attribute-prediction", "cmc-attributes")
-#: Methods that read attribute columns (``clusters.params.columns``).
-ATTRIBUTE_METHODS: tuple[str, ...] = ("attribute-prediction", "cmc-attributes")
-#: Loss temperature of a method when the config does not set ``method.temperature``
-#: (others: :class:`clinfonce.training.config.MethodConfig`'s default). Paper: 0.2 for
-#: K-means clusters.
-METHOD_TEMPERATURES: dict[str, float] = {"kmeans-clinfonce": 0.2}
-#: Feature spaces K-means can cluster.
-KMEANS_FEATURES: tuple[str, ...] = ("head", "encoder")
-#: Methods that warm up with SimCLR (``kmeans-clinfonce``, ``clinfonce-two-head``) do so for
-#: this share of the epochs unless told otherwise.
-WARMUP_FRACTION = 0.1
+#: Per-clustering record of ``kmeans-clinfonce`` in the run directory.
+KMEANS_LOG = "kmeans.jsonl"
 
 
 @dataclass
@@ -73,18 +74,6 @@ class KMeansConfig:
     batch_size: int = 512
 
 
-def default_warmup(epochs: int) -> int:
-    """SimCLR epochs before the cluster terms start, by default: a tenth of the epochs, at
-    least 1 (a random network's clusters are noise, and cluster terms from the first step
-    are what the warm-up avoids) and at most ``epochs - 1`` (so the cluster terms train).
-
-    Examples:
-        >>> default_warmup(200), default_warmup(8), default_warmup(1)
-        (20, 1, 0)
-    """
-    return max(0, min(max(1, round(WARMUP_FRACTION * epochs)), epochs - 1))
-
-
 def kmeans_warmup(warmup_epochs: int | None, epochs: int) -> int:
     """SimCLR epochs before the first clustering: ``method.warmup_epochs``, or
     :func:`default_warmup`.
@@ -94,16 +83,6 @@ def kmeans_warmup(warmup_epochs: int | None, epochs: int) -> int:
         (20, 1, 0)
     """
     return default_warmup(epochs) if warmup_epochs is None else warmup_epochs
-
-
-def kmeans_assignment(k: int) -> str:
-    """The module assignment (and objective term) name of the K-means ids with ``k`` clusters.
-
-    Examples:
-        >>> kmeans_assignment(2500)
-        'kmeans-2500'
-    """
-    return f"kmeans-{k}"
 
 
 def kmeans_terms(config: ExperimentConfig) -> list[ObjectiveTerm]:
@@ -117,8 +96,6 @@ def kmeans_terms(config: ExperimentConfig) -> list[ObjectiveTerm]:
         >>> [(t.name, t.weight, t.start_epoch, t.end_epoch) for t in kmeans_terms(cfg)]
         [('simclr', 1.0, 0, 2), ('kmeans-10', 0.5, 2, None), ('kmeans-40', 0.5, 2, None)]
     """
-    from clinfonce.training.objective import ObjectiveTerm
-
     tau = config.method.temperature
     ks = config.kmeans.n_clusters
     warmup = kmeans_warmup(config.method.warmup_epochs, config.train.epochs)
@@ -137,54 +114,7 @@ def kmeans_terms(config: ExperimentConfig) -> list[ObjectiveTerm]:
     return [ObjectiveTerm(name="simclr", ids="instance", temperature=tau, end_epoch=warmup), *terms]
 
 
-@dataclass
-class BaselineConfig:
-    """The ``baseline`` section: heads of the baselines of docs/method.md §5.
-
-    ``ce-clusters`` and ``attribute-prediction`` put one linear layer on the encoder (the
-    linear-probe architecture, so their features are trained for exactly what a probe
-    reads); ``cmc-attributes`` pairs the usual projection head (``model.head_hidden``,
-    ``model.head_out``) with an MLP that embeds the attribute vector.
-
-    Attributes:
-        attribute_hidden: hidden width of the ``cmc-attributes`` attribute MLP
-            (``Linear(inputs, hidden) -> ReLU -> Linear(hidden, model.head_out)``).
-    """
-
-    attribute_hidden: int = 256
-
-
-def validate_method_options(config: ExperimentConfig) -> None:
-    """Checks of the ``kmeans`` and ``baseline`` sections and of what these methods need.
-
-    Raises:
-        ValueError: naming the setting and how to fix it.
-    """
-    method, clusters = config.method, config.clusters
-    if method.name == "kmeans-clinfonce":
-        _validate_kmeans(clusters, config.kmeans)
-    if method.name in BASELINE_METHODS and method.warmup_epochs is not None:
-        raise ValueError(
-            f"method.warmup_epochs applies to contrastive methods, not {method.name}; remove it"
-        )
-    if method.name == "ce-clusters" and "cluster" not in clusters.sources:
-        raise ValueError(
-            "method.name=ce-clusters predicts the stage-1 cluster ids: set clusters.assignment "
-            "or clusters.builder (+ clusters.params) at the top of the clusters section"
-        )
-    if method.name in ATTRIBUTE_METHODS and not (
-        clusters.builder == "attributes" or "columns" in clusters.params
-    ):
-        raise ValueError(
-            f"method.name={method.name} reads attribute columns: set clusters.params.columns "
-            "(e.g. [maker, material]) or clusters.builder=attributes (all non-reserved columns)"
-        )
-    hidden = config.baseline.attribute_hidden
-    if hidden < 1:
-        raise ValueError(f"baseline.attribute_hidden must be >= 1, got {hidden}")
-
-
-def _validate_kmeans(clusters: ClustersConfig, kmeans: KMeansConfig) -> None:
+def _check_settings(clusters: ClustersConfig, kmeans: KMeansConfig) -> None:
     if clusters.defined:
         raise ValueError(
             "method.name=kmeans-clinfonce makes its own clusters (the kmeans section); remove "
@@ -208,3 +138,87 @@ def _validate_kmeans(clusters: ClustersConfig, kmeans: KMeansConfig) -> None:
         )
     if kmeans.init not in INITS:
         raise ValueError(f"kmeans.init must be one of {', '.join(INITS)}, got {kmeans.init!r}")
+
+
+def kmeans_start_epoch(terms: Sequence[ObjectiveTerm], clusterings: Sequence[str]) -> int:
+    """The first epoch a term trains on one of the K-means ``clusterings``: when the
+    re-clustering starts.
+
+    Examples:
+        >>> kmeans_start_epoch([ObjectiveTerm("simclr", "instance", end_epoch=2),
+        ...                     ObjectiveTerm("k", "kmeans-10", start_epoch=2)], ["kmeans-10"])
+        2
+    """
+    starts = [t.start_epoch for t in terms if t.ids in clusterings]
+    if not starts:
+        raise ValueError("no objective term trains on K-means clusters (clusters: kmeans-<K>)")
+    return min(starts)
+
+
+@dataclass(frozen=True)
+class KMeansMethod(ContrastiveMethod):
+    """``kmeans-clinfonce``: its clusterings are ``kmeans-<K>``, re-computed by a callback."""
+
+    def check(self, config: ExperimentConfig) -> None:
+        _check_settings(config.clusters, config.kmeans)
+
+    def sources(self, config: ExperimentConfig) -> list[str]:
+        """Its K-means clusterings (``kmeans-<K>``), what objective terms can name.
+
+        Examples:
+            >>> from clinfonce.training.config import config_from_dict
+            >>> KMEANS.sources(config_from_dict({"method": {"name": "kmeans-clinfonce"},
+            ...                                  "kmeans": {"n_clusters": [10, 40]}}))
+            ['kmeans-10', 'kmeans-40']
+        """
+        return [kmeans_assignment(k) for k in config.kmeans.n_clusters]
+
+    def terms(self, config: ExperimentConfig) -> list[ObjectiveTerm]:
+        return kmeans_terms(config)
+
+    def check_objective(self, config: ExperimentConfig, terms: Sequence[ObjectiveTerm]) -> None:
+        """Every K-means clustering is computed each time, so every one must train a term."""
+        unused = [name for name in self.sources(config) if name not in {t.ids for t in terms}]
+        if unused:
+            raise ValueError(
+                f"objective: K-means clustering(s) {', '.join(unused)} (kmeans.n_clusters) "
+                "train no term; add a clinfonce term naming each (clusters: kmeans-<K>) or "
+                "drop that K"
+            )
+
+    def callbacks(
+        self,
+        config: ExperimentConfig,
+        data: PreparedData,
+        terms: Sequence[ObjectiveTerm],
+        run_dir: Path | None,
+    ) -> list[Callback]:
+        """The re-clustering, logging to ``run_dir/kmeans.jsonl``."""
+        km = config.kmeans
+        labels = data.train_labels()
+        return [
+            KMeansReclustering(
+                data.eval_dataset(data.train_rows),
+                km.n_clusters,
+                start_epoch=kmeans_start_epoch(terms, self.sources(config)),
+                every_n_epochs=km.every_n_epochs,
+                space=km.features,
+                iterations=km.iterations,
+                restarts=km.restarts,
+                init=km.init,
+                seed=config.train.seed if km.seed is None else km.seed,
+                batch_size=km.batch_size,
+                labels=None if labels is None else np.asarray(labels),
+                log_file=None if run_dir is None else run_dir / KMEANS_LOG,
+            )
+        ]
+
+
+#: Paper: temperature 0.2 for K-means clusters.
+KMEANS = KMeansMethod(
+    "kmeans-clinfonce",
+    "no auxiliary data: K-means of its own embedding (kmeans section)",
+    temperature=0.2,
+    settings="kmeans",
+    takes_objective=True,
+)

@@ -1,0 +1,55 @@
+"""The checks of a whole config, run once when it is bound (:func:`check_config`).
+
+A single field's type is the binder's business; these are the rules that span fields or
+that a type cannot say (ranges, what a method needs). Each method checks its own needs and
+settings (:meth:`clinfonce.training.methods.spec.Method.check`), and resolving the objective
+checks its terms, so a config that loads can train.
+"""
+
+from __future__ import annotations
+
+from clinfonce.data.sources import check_source_options
+from clinfonce.training.config.schema import ExperimentConfig
+from clinfonce.training.methods.attributes import check_baseline_section
+from clinfonce.training.methods.registry import find_method, objective_terms
+
+
+def check_config(cfg: ExperimentConfig) -> None:
+    """Cross-field checks that a single field's type cannot express.
+
+    Raises:
+        ValueError: naming the setting and how to fix it.
+    """
+    method = find_method(cfg.method.name)
+    method.check(cfg)
+    workers = cfg.train.num_workers
+    if workers != "auto" and (not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"train.num_workers must be a count >= 0 or auto, got {workers!r}")
+    check_source_options(cfg.data.dataset, cfg.data.options)
+    if cfg.optim.name not in ("sgd", "adamw"):
+        raise ValueError(f"optim.name must be sgd or adamw, got {cfg.optim.name!r}")
+    positive = {
+        "train.epochs": cfg.train.epochs,
+        "train.batch_size": cfg.train.batch_size,
+        "train.num_nodes": cfg.train.num_nodes,
+        "optim.lr": cfg.optim.lr,
+        "method.temperature": cfg.method.temperature,
+        "monitor.every_n_epochs": cfg.monitor.every_n_epochs,
+        "monitor.k": cfg.monitor.k,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ValueError(f"{key} must be > 0, got {value}")
+    if cfg.train.checkpoint_every_n_steps < 0:
+        raise ValueError(
+            "train.checkpoint_every_n_steps must be >= 0 (0: at epoch ends only), got "
+            f"{cfg.train.checkpoint_every_n_steps}"
+        )
+    if cfg.train.views < 1:
+        raise ValueError(f"train.views must be >= 1, got {cfg.train.views}")
+    if not 0 <= cfg.optim.warmup_fraction < 1:
+        raise ValueError(
+            f"optim.warmup_fraction must be in [0, 1), got {cfg.optim.warmup_fraction}"
+        )
+    check_baseline_section(cfg.baseline)
+    objective_terms(cfg)

@@ -1,0 +1,275 @@
+"""The contrastive family: SimCLR, SupCon, the Cl-InfoNCE presets and ``auto``.
+
+The methods differ only in the ids their objective terms read (docs/objectives.md);
+everything else (encoder, heads, augmentation, optimiser) is :class:`ContrastiveModule`,
+the encoder, input pipeline and optimiser shared with the baselines too
+(:class:`clinfonce.training.base.EncoderModule`). ``kmeans-clinfonce``
+(:mod:`clinfonce.training.methods.kmeans`) trains this module as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from clinfonce.data.prepare import PreparedData
+from clinfonce.models import ProjectionHead, feature_dim
+from clinfonce.training.base import EncoderModule
+from clinfonce.training.methods.spec import Method, data_shape
+from clinfonce.training.objective import (
+    BATCH_SOURCES,
+    FIXED_IDS,
+    UNNAMED_CLUSTERING,
+    Objective,
+    ObjectiveTerm,
+    clinfonce_term_name,
+)
+
+if TYPE_CHECKING:  # the config schema includes the methods' settings sections
+    from clinfonce.training.config import ExperimentConfig, MethodConfig
+
+#: Methods that warm up with SimCLR (``kmeans-clinfonce``, ``clinfonce-two-head``) do so for
+#: this share of the epochs unless told otherwise.
+WARMUP_FRACTION = 0.1
+
+
+def default_warmup(epochs: int) -> int:
+    """SimCLR epochs before the cluster terms start, by default: a tenth of the epochs, at
+    least 1 (a random network's clusters are noise, and cluster terms from the first step
+    are what the warm-up avoids) and at most ``epochs - 1`` (so the cluster terms train).
+
+    Examples:
+        >>> default_warmup(200), default_warmup(8), default_warmup(1)
+        (20, 1, 0)
+    """
+    return max(0, min(max(1, round(WARMUP_FRACTION * epochs)), epochs - 1))
+
+
+class ContrastiveModule(EncoderModule):
+    """Encoder + projection head(s) trained with a weighted sum of Cl-InfoNCE terms.
+
+    Args:
+        config: the run's checked config (stored in the checkpoint as a plain dict, so
+            :func:`clinfonce.training.build.module_from_checkpoint` rebuilds the same model).
+        in_channels: image channels.
+        image_size: model input side.
+        mean: per-channel normalisation mean (of ``[0, 1]`` pixels).
+        std: per-channel normalisation std.
+        terms: the config's objective terms, resolved once
+            (:func:`~clinfonce.training.methods.registry.objective_terms`: its ``objective``
+            list or its method's preset). One projection head per head name of the terms.
+
+    Batches are dicts with ``image`` (``uint8 [B, C, H, W]`` to augment here, or
+    ``uint8 [B, V, C, S, S]`` views made by the loader), ``index`` and, as the terms need,
+    ``label``. Clusterings (the unnamed one as ``cluster``, the named ones, K-means ids) are
+    registered with :meth:`set_assignment` and looked up by ``index``.
+
+    Examples:
+        >>> from clinfonce.training.config import ExperimentConfig
+        >>> cfg = ExperimentConfig()
+        >>> module = ContrastiveModule(cfg, in_channels=3, image_size=32, mean=[0.5] * 3,
+        ...                            std=[0.25] * 3, terms=[ObjectiveTerm("simclr", "instance")])
+        ... # doctest: +SKIP
+        >>> module.embed(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape  # doctest: +SKIP
+        torch.Size([2, 128])
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        *,
+        in_channels: int,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        terms: Sequence[ObjectiveTerm],
+    ) -> None:
+        super().__init__(config, in_channels=in_channels, image_size=image_size, mean=mean, std=std)
+        self.store_hyperparameters(ignore=["terms"])
+        model = self.cfg.model
+        self.objective = Objective(
+            terms,
+            base_temperature=self.cfg.method.base_temperature,
+        )
+        dim = feature_dim(self.encoder)
+        self.heads = nn.ModuleDict(
+            {
+                h: ProjectionHead(dim, model.head_hidden, model.head_out)
+                for h in self.objective.heads
+            }
+        )
+        self.assignments: dict[str, torch.Tensor] = {}
+
+    # --- per-sample ids ------------------------------------------------------------------
+
+    def set_assignment(self, name: str, cluster_ids: torch.Tensor) -> None:
+        """Register per-sample cluster ids (indexed by the batch's ``index``) under ``name``,
+        for terms whose ``ids`` is ``name`` (e.g. re-computed K-means ids each epoch)."""
+        if name in BATCH_SOURCES:
+            raise ValueError(f"assignment name {name!r} is reserved ({', '.join(BATCH_SOURCES)})")
+        self.assignments[name] = torch.as_tensor(cluster_ids, dtype=torch.int64).cpu()
+
+    def batch_ids(self, source: str, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The ``[B]`` cluster ids of a batch for an ids source (``None`` = instances)."""
+        if source == "instance":
+            return None
+        if source == "label":
+            if source not in batch:
+                raise ValueError(f"the objective needs batch[{source!r}] but the data has none")
+            ids = batch[source]
+            if bool((ids < 0).any()):
+                raise ValueError("SupCon needs a label for every training sample (found -1)")
+            return ids
+        if source not in self.assignments:
+            raise ValueError(
+                f"no assignment {source!r} registered (set_assignment); have: "
+                f"{', '.join(self.assignments) or 'none'}"
+            )
+        return self.lookup(self.assignments[source], batch)
+
+    # --- training ------------------------------------------------------------------------
+
+    def compute_loss(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Objective of a batch whose ``image`` holds normalised views ``[B, V, C, S, S]``, in
+        the current epoch: only the heads and ids of the terms active in it are computed."""
+        views = batch["image"]
+        b, v = views.shape[:2]
+        features = self(views.flatten(0, 1))
+        epoch = self.current_epoch
+        terms = self.objective.active_terms(epoch)
+        projections = {
+            h: self.heads[h](features).view(b, v, -1) for h in dict.fromkeys(t.head for t in terms)
+        }
+        ids = {t.ids: self.batch_ids(t.ids, batch) for t in terms}
+        result: tuple[torch.Tensor, dict[str, torch.Tensor]] = self.objective(
+            projections, ids, epoch
+        )
+        return result
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["assignments"] = dict(self.assignments)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Checkpoints from before the unnamed clustering was an assignment lack it: the data
+        # registered it already, and the checkpoint's ids (K-means ones) win where both exist.
+        self.assignments.update(checkpoint.get("assignments", {}))
+
+
+def method_terms(
+    method: MethodConfig, sources: Sequence[str] = (UNNAMED_CLUSTERING,), epochs: int = 100
+) -> list[ObjectiveTerm]:
+    """The terms of a contrastive preset (``simclr``, ``supcon``, the Cl-InfoNCE ones, ``auto``).
+
+    Args:
+        method: the method section.
+        sources: ids sources of the configured clusterings (``ClustersConfig.sources``); the
+            cluster methods get one Cl-InfoNCE term per source.
+        epochs: training epochs (sets the two-head preset's default warm-up).
+
+    Examples:
+        >>> from clinfonce.training.config import MethodConfig
+        >>> [(t.name, t.head, t.start_epoch) for t in method_terms(
+        ...     MethodConfig(name="clinfonce-two-head"), ["cluster"], epochs=20)]
+        [('simclr', 'instance', 0), ('clinfonce', 'cluster', 2)]
+    """
+    name, tau = method.name, method.temperature
+    if name == "auto":
+        name = "clinfonce-plus-simclr" if sources else "simclr"
+    if name in FIXED_IDS:
+        if method.warmup_epochs:
+            raise ValueError(f"method.warmup_epochs needs a method with cluster terms, not {name}")
+        return [ObjectiveTerm(name, FIXED_IDS[name], 1.0, tau)]
+    if name not in CLUSTER_PRESETS:
+        raise ValueError(
+            f"unknown contrastive preset {name!r}; valid: auto, {', '.join(FIXED_IDS)}, "
+            f"{', '.join(CLUSTER_PRESETS)}"
+        )
+    if not sources:
+        raise ValueError(f"method.name={name} needs clusters: configure the clusters section")
+    two_head = name == "clinfonce-two-head"
+    warmup = method.warmup_epochs
+    if warmup is None:
+        warmup = default_warmup(epochs) if two_head else 0
+    if warmup < 0:
+        raise ValueError(f"method.warmup_epochs must be >= 0, got {warmup}")
+    head = "cluster" if two_head else "main"
+    clusters = [ObjectiveTerm(clinfonce_term_name(s), s, 1.0, tau, head, warmup) for s in sources]
+    if name == "clinfonce":  # SimCLR only while warming up
+        if warmup == 0:
+            return clusters
+        return [ObjectiveTerm("simclr", "instance", 1.0, tau, end_epoch=warmup), *clusters]
+    simclr = ObjectiveTerm("simclr", "instance", 1.0, tau, "instance" if two_head else "main")
+    return [simclr, *clusters]
+
+
+@dataclass(frozen=True)
+class ContrastiveMethod(Method):
+    """A preset of weighted Cl-InfoNCE terms trained by :class:`ContrastiveModule`."""
+
+    module: type[EncoderModule] = ContrastiveModule
+
+    def check(self, config: ExperimentConfig) -> None:
+        if "clusters" in self.needs and not config.objective and not config.clusters.defined:
+            raise ValueError(
+                f"method.name={self.name} needs clusters: set clusters.assignment (a stage-1 "
+                "file), clusters.builder (+ clusters.params), or named clusterings"
+            )
+        if "labels" in self.needs and config.data.label_column is None:
+            raise ValueError(f"method.name={self.name} needs labels: set data.label_column")
+
+    def terms(self, config: ExperimentConfig) -> list[ObjectiveTerm]:
+        return method_terms(config.method, config.clusters.sources, config.train.epochs)
+
+    def build(
+        self, config: ExperimentConfig, data: PreparedData, terms: Sequence[ObjectiveTerm]
+    ) -> EncoderModule:
+        module = ContrastiveModule(config, terms=terms, **data_shape(data))
+        if data.clusters is not None:
+            module.set_assignment(
+                UNNAMED_CLUSTERING, torch.tensor(data.clusters, dtype=torch.int64)
+            )
+        for name, ids in data.named_clusters.items():
+            module.set_assignment(name, torch.from_numpy(ids))
+        return module
+
+    def rebuild(
+        self, config: ExperimentConfig, terms: Sequence[ObjectiveTerm], hparams: dict[str, Any]
+    ) -> EncoderModule:
+        return ContrastiveModule(config, terms=terms, **hparams)
+
+
+#: The presets with Cl-InfoNCE terms on the ``clusters`` section.
+CLUSTER_PRESETS: tuple[str, ...] = ("clinfonce", "clinfonce-plus-simclr", "clinfonce-two-head")
+
+METHODS: tuple[ContrastiveMethod, ...] = (
+    ContrastiveMethod("simclr", "instances (a sample's own views) as positives"),
+    ContrastiveMethod(
+        "supcon", "downstream labels (data.label_column) as positives", needs=("labels",)
+    ),
+    ContrastiveMethod(
+        "clinfonce",
+        "Cl-InfoNCE on the stage-1 clusters (the clusters section)",
+        needs=("clusters",),
+    ),
+    ContrastiveMethod(
+        "clinfonce-plus-simclr",
+        "Cl-InfoNCE + InfoNCE, one head: safe for coarse clusters",
+        needs=("clusters",),
+    ),
+    ContrastiveMethod(
+        "clinfonce-two-head",
+        "the official two-head recipe, InfoNCE warm-up",
+        needs=("clusters",),
+    ),
+    ContrastiveMethod(
+        "auto",
+        "(default) clinfonce-plus-simclr with clusters, else simclr",
+        takes_objective=True,
+    ),
+)
