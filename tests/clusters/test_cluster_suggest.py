@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clinfonce.clusters.assess import MIN_LIFT, expected_positives
+from clinfonce.clusters.assess import MIN_LIFT, expected_alone_fraction, expected_positives
 from clinfonce.clusters.suggest import suggest
 
 
@@ -88,3 +88,10 @@ def test_without_labels_an_embedding_ranks_sources_by_neighbour_lift() -> None:
     assert "lift" in found.reason
     with pytest.raises(ValueError, match="the embeddings have 5 rows but the table 600"):
         suggest(table, ["label"], embeddings=embeddings[:5])
+
+
+def test_expected_alone_fraction() -> None:
+    assert expected_alone_fraction(np.array([5]), 4) == 0.0
+    assert expected_alone_fraction(np.array([1] * 8), 4) == 1.0
+    # Two clusters of 2: an anchor's one mate is among the 1 other draw of 3 with p = 1/3.
+    assert expected_alone_fraction(np.array([2, 2]), 2) == pytest.approx(2 / 3)

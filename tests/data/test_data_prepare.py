@@ -58,7 +58,8 @@ def test_join_assignment_aligns_ids_and_labels(tmp_path: Path) -> None:
     assert int(sample["image"][0, 0, 0]) == rows[3]  # image of the same row
     assert prep.clusters is not None and int(prep.clusters[3]) == 100 + rows[3]
     assert int(sample["index"]) == 3
-    assert prep.cluster_sidecar["sidecar"]["builder"] == "test"
+    assert prep.cluster_sidecar is not None
+    assert prep.cluster_sidecar.provenance["sidecar"]["builder"] == "test"
     run = tmp_path / "run"
     run.mkdir()
     write_clusters(prep, DataConfig(), run)

@@ -13,6 +13,7 @@ import pytest
 import clinfonce.experiments.evaluate as evaluate
 import clinfonce.training as training
 import clinfonce.training.load as load
+from clinfonce.clusters.io import ClusterSidecar
 from clinfonce.experiments import (
     CELL_FILE,
     experiment_from_dict,
@@ -57,8 +58,9 @@ class Fakes:
         if self.interrupt_at is not None and len(self.trained) == self.interrupt_at:
             raise KeyboardInterrupt
         metrics = {"num_clusters": 4, "h_z_given_t": 1.0, "i_zt": 0.5, "h_t": 3.3}
-        sidecar = {"metrics_vs_labels": metrics} if config.method.name == "clinfonce" else {}
-        data = type("Data", (), {"cluster_sidecar": sidecar})()
+        clinfonce = config.method.name == "clinfonce"
+        sidecar = ClusterSidecar(metrics=metrics) if clinfonce else None
+        data = type("Data", (), {"cluster_sidecar": sidecar, "named_sidecars": {}})()
         return type("Result", (), {"module": f"module:{run_dir.name}", "data": data})()
 
     def load_run(self, path: Any, **_: Any) -> Any:

@@ -8,7 +8,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
@@ -23,7 +22,6 @@ from clinfonce.training.checkpointing import (
     write_run_id,
 )
 from clinfonce.training.distributed import DistributedBatchSampler
-from clinfonce.training.run import expected_alone_fraction
 from clinfonce.training.run_directory import claim_run_directory, run_directory
 
 
@@ -78,13 +76,6 @@ def test_skip_next_leaves_out_the_first_batches_once() -> None:
     batches.skip_next(2)
     assert list(batches) == full[2:]
     assert list(batches) == full
-
-
-def test_expected_alone_fraction() -> None:
-    assert expected_alone_fraction(np.array([5]), 4) == 0.0
-    assert expected_alone_fraction(np.array([1] * 8), 4) == 1.0
-    # Two clusters of 2: an anchor's one mate is among the 1 other draw of 3 with p = 1/3.
-    assert expected_alone_fraction(np.array([2, 2]), 2) == pytest.approx(2 / 3)
 
 
 def _config(tmp_path: Path, **output: Any) -> Any:

@@ -274,8 +274,8 @@ def test_named_clusterings_are_prepared_and_recorded(tmp_path: Path) -> None:
     colours = table["colour"].iloc[prep.train_rows].to_numpy()
     colour_ids = prep.named_clusters["colour"]
     assert len(set(zip(colours, colour_ids, strict=True))) == 2  # one id per colour
-    metrics = prep.named_sidecars["colour"]["metrics_vs_labels"]
-    assert metrics["num_clusters"] == 2
+    metrics = prep.named_sidecars["colour"].metrics
+    assert metrics is not None and metrics["num_clusters"] == 2
     run = tmp_path / "run"
     run.mkdir()
     written = write_clusters(prep, DataConfig(), run)

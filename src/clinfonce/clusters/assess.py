@@ -6,6 +6,7 @@ candidates of a table with these.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,33 @@ def expected_positives(ids: np.ndarray, batch_size: int) -> float:
     sizes = np.bincount(dense_rank(np.asarray(ids, dtype=np.int64))[0]).astype(np.float64)
     pair_share = float(np.sum(sizes * (sizes - 1)) / (n * (n - 1)))
     return (batch_size - 1) * pair_share
+
+
+def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:
+    """Expected share of a random batch's samples with no other sample of their cluster in it.
+
+    An anchor of a cluster of ``n`` among ``N`` samples is alone when the other ``batch - 1``
+    draws (without replacement) all miss its ``n - 1`` cluster mates: a hypergeometric
+    probability ``C(N - n, batch - 1) / C(N - 1, batch - 1)``.
+
+    Examples:
+        >>> expected_alone_fraction(np.array([1, 1, 1, 1]), 2)
+        1.0
+        >>> round(expected_alone_fraction(np.array([2, 2]), 2), 3)
+        0.667
+    """
+    total = int(sizes.sum())
+    draws = batch - 1
+
+    def log_choose(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    alone = 0.0
+    for size in sizes.tolist():
+        if total - size >= draws:
+            chance = math.exp(log_choose(total - size, draws) - log_choose(total - 1, draws))
+            alone += size / total * chance
+    return alone
 
 
 def neighbour_lift(

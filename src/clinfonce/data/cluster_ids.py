@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from clinfonce.clusters import build_clusters, cluster_metrics, read_assignment, write_assignment
-from clinfonce.clusters.io import read_sidecar, sidecar_path
+from clinfonce.clusters.io import ClusterSidecar, read_sidecar, sidecar_path
 from clinfonce.data.config import ClusterSpec, DataConfig
 
 if TYPE_CHECKING:
@@ -64,35 +64,35 @@ def clustering_ids(
     id_column: str,
     where: str,
     labels: np.ndarray | None,
-) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """One clustering's ids over the training rows and its sidecar, as the JSON object
-    :func:`clinfonce.clusters.write_assignment` takes (the plug-in metrics against the known
-    ``labels`` under ``metrics_vs_labels``, written as the sidecar's ``metrics``); ``key``
-    names the config section in errors."""
+) -> tuple[np.ndarray | None, ClusterSidecar | None]:
+    """One clustering's ids over the training rows and its sidecar (how they were made, and
+    their plug-in metrics against the known ``labels``); ``key`` names the config section
+    in errors."""
     if spec.assignment is not None and spec.builder is not None:
         raise ValueError(f"set {key}.assignment or {key}.builder, not both")
-    sidecar: dict[str, Any]
+    provenance: dict[str, Any]
     if spec.assignment is not None:
         assignment = read_assignment(spec.assignment)
         ids = join_assignment(train[id_column], assignment, spec.assignment)
         made = read_sidecar(spec.assignment)
-        sidecar = {"assignment": str(spec.assignment)}
+        provenance = {"assignment": str(spec.assignment)}
         if made is not None:
-            sidecar["sidecar"] = made.to_json()
+            provenance["sidecar"] = made.to_json()
     elif spec.builder is not None:
         built = build_clusters(train.reset_index(drop=True), spec.builder, **spec.params)
         ids = np.asarray(built, dtype=np.int64)
-        sidecar = {
+        provenance = {
             "builder": spec.builder,
             "params": spec.params,
             "rows": len(train),
             "source": where,
         }
     else:
-        return None, {}
+        return None, None
+    sidecar = ClusterSidecar(provenance)
     if labels is not None and (labels >= 0).any():
         known = labels >= 0
-        sidecar["metrics_vs_labels"] = cluster_metrics(ids[known], labels[known])
+        sidecar.metrics = cluster_metrics(ids[known], labels[known])
     return ids, sidecar
 
 
@@ -106,13 +106,13 @@ def write_clusters(prepared: PreparedData, data: DataConfig, run_dir: Path) -> l
     clusterings = dict(prepared.named_clusters)
     sidecars = dict(prepared.named_sidecars)
     targets = {name: run_dir / f"clusters-{name}.csv" for name in clusterings}
-    if prepared.clusters is not None:
+    if prepared.clusters is not None and prepared.cluster_sidecar is not None:
         clusterings[""] = prepared.clusters
         sidecars[""] = prepared.cluster_sidecar
         targets[""] = run_dir / "clusters.csv"
     ids = prepared.source.table[data.id_column].iloc[prepared.train_rows].astype(str).tolist()
     for name, target in targets.items():
-        assignment = sidecars[name].get("assignment")
+        assignment = sidecars[name].provenance.get("assignment")
         if assignment is not None:
             shutil.copyfile(assignment, target)
             if sidecar_path(assignment).is_file():

@@ -39,8 +39,12 @@ class DataConfig:
     std: list[float] | None = None
 
 
-#: Ids sources of the batch itself; a named clustering may not take these names.
-RESERVED_CLUSTER_NAMES: tuple[str, ...] = ("instance", "label", "cluster")
+#: Ids sources every batch provides itself (its samples, their labels).
+BATCH_SOURCES: tuple[str, ...] = ("instance", "label")
+#: The assignment name of the ``clusters`` section's unnamed clustering.
+UNNAMED_CLUSTERING = "cluster"
+#: Names a named clustering may not take.
+RESERVED_CLUSTER_NAMES: tuple[str, ...] = (*BATCH_SOURCES, UNNAMED_CLUSTERING)
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 

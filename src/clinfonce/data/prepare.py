@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinfonce.clusters.io import ClusterSidecar
 from clinfonce.clusters.tables import require_columns
 from clinfonce.data.augment import AugmentParams
 from clinfonce.data.cluster_ids import clustering_ids
@@ -33,11 +34,12 @@ class PreparedData:
         labels: int64 label code per table row (``-1`` = unknown), or ``None``.
         label_names: code -> original label value.
         clusters: int64 cluster id per training sample, or ``None``.
-        cluster_sidecar: how the clusters were made (written next to them in the run dir).
+        cluster_sidecar: how the clusters were made and their metrics against the labels
+            (written next to them in the run dir), or ``None``.
         mean: normalisation mean per channel.
         std: normalisation std per channel.
         named_clusters: name -> int64 cluster id per training sample (``clusters.named``).
-        named_sidecars: name -> how that clustering was made.
+        named_sidecars: name -> that clustering's sidecar.
     """
 
     view_maker: ViewMaker
@@ -46,11 +48,11 @@ class PreparedData:
     labels: np.ndarray | None
     label_names: list[Any]
     clusters: np.ndarray | None
-    cluster_sidecar: dict[str, Any]
+    cluster_sidecar: ClusterSidecar | None
     mean: list[float]
     std: list[float]
     named_clusters: dict[str, np.ndarray] = field(default_factory=dict)
-    named_sidecars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    named_sidecars: dict[str, ClusterSidecar] = field(default_factory=dict)
 
     @property
     def source(self) -> ImageSource:
@@ -161,11 +163,12 @@ def prepare_data(
     )
     named_ids, named_sidecars = {}, {}
     for name, spec in clusters.named.items():
-        ids, named_sidecars[name] = clustering_ids(
+        ids, named_sidecar = clustering_ids(
             train, spec, f"clusters.named.{name}", data.id_column, source.name, train_labels
         )
-        assert ids is not None  # ClustersConfig rejects a named clustering without a source
-        named_ids[name] = ids
+        # ClustersConfig rejects a named clustering without a source
+        assert ids is not None and named_sidecar is not None
+        named_ids[name], named_sidecars[name] = ids, named_sidecar
     mean, std = _normalisation(source, rows, data)
     return PreparedData(
         view_maker,

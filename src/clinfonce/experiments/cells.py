@@ -11,27 +11,29 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinfonce.experiments.cell_state import CELL_FILE, read_marker, run_dir_of, write_marker
 from clinfonce.experiments.grid import Cell
 from clinfonce.experiments.results_table import describe_cell
 from clinfonce.experiments.spec import ExperimentSpec, eval_hash
 
+if TYPE_CHECKING:  # loading data needs torch; only the type is needed here
+    from clinfonce.data.prepare import PreparedData
+
 Log = Callable[[str], None]
 
 
-def cluster_info(data: Any) -> dict[str, float]:
+def cluster_info(data: PreparedData) -> dict[str, float]:
     """K, H(Z|T), I(Z;T) and H(T) of a run's training clusters against its labels.
 
     Reads the plug-in metrics the data preparation stored (the unnamed clustering, or the
     only named one); empty when the run had no fixed clusters or no labels.
     """
-    sidecar = getattr(data, "cluster_sidecar", None) or {}
-    if "metrics_vs_labels" not in sidecar:
-        named = list((getattr(data, "named_sidecars", None) or {}).values())
-        sidecar = named[0] if len(named) == 1 else {}
-    metrics = sidecar.get("metrics_vs_labels")
+    sidecar = data.cluster_sidecar
+    if (sidecar is None or sidecar.metrics is None) and len(data.named_sidecars) == 1:
+        sidecar = next(iter(data.named_sidecars.values()))
+    metrics = None if sidecar is None else sidecar.metrics
     if not metrics:
         return {}
     return {

@@ -1,12 +1,11 @@
-"""Nested config mappings as experiment files write them: dotted keys, deep merges and
-stable fingerprints of the result."""
+"""Nested config mappings as experiment files write them: dotted keys and stable
+fingerprints (merging is :func:`clinfonce.binder.deep_merge`)."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
 from typing import Any
 
 
@@ -39,19 +38,3 @@ def set_dotted(values: dict[str, Any], key: str, value: Any, where: str) -> None
             raise ValueError(f"{where}: {key!r}: {part!r} is not a section (holds {child!r})")
         node = child
     node[parts[-1]] = copy.deepcopy(value)
-
-
-def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``extra`` merged in: mappings merge recursively, other values replace.
-
-    Examples:
-        >>> deep_merge({"a": {"x": 1, "y": 2}}, {"a": {"y": 3}, "b": 4})
-        {'a': {'x': 1, 'y': 3}, 'b': 4}
-    """
-    merged = copy.deepcopy(dict(base))
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged

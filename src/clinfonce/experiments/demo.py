@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from clinfonce.binder import deep_merge
 from clinfonce.experiments.cells import SourceCache
-from clinfonce.experiments.config_values import deep_merge
 from clinfonce.experiments.grid import expand_grid
 from clinfonce.experiments.runner import run_experiment
 from clinfonce.experiments.spec import ExperimentSpec, experiment_from_dict

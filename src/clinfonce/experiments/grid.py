@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clinfonce.experiments.config_values import deep_merge, fingerprint, set_dotted
+from clinfonce.binder import deep_merge
+from clinfonce.experiments.config_values import fingerprint, set_dotted
 from clinfonce.experiments.spec import ExperimentSpec, RunSpec
 from clinfonce.training.config import ExperimentConfig, apply_override, config_from_dict
 

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinfonce.binder import read_mapping
 from clinfonce.experiments.config_values import fingerprint, set_dotted
 from clinfonce.experiments.eval_settings import EvalSettings
-from clinfonce.yaml_files import read_yaml_file
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 _TOP_KEYS = ("name", "description", "base", "set", "seeds", "evaluation", "gap", "runs")
@@ -258,10 +258,7 @@ def _load_base(value: Any, source: Path | None, where: str) -> dict[str, Any]:
                 f"{where}: base config {path} not found (a relative base path is read from "
                 "the experiment file's folder)"
             )
-        loaded = read_yaml_file(path) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a training config must be a mapping of sections")
-        return loaded
+        return read_mapping(path, "a training config")
     if value is None:
         return {}
     raise ValueError(f"{where}: base must be a config file path or a mapping, got {value!r}")
@@ -322,5 +319,5 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"experiment file {path} not found")
-    values = read_yaml_file(path) or {}
+    values = read_mapping(path, "an experiment file")
     return experiment_from_dict(values, name=path.stem, source=path)

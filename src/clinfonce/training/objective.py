@@ -23,15 +23,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from clinfonce.data.config import UNNAMED_CLUSTERING
 from clinfonce.losses import ClInfoNCELoss
 
 if TYPE_CHECKING:  # the config schema includes the methods' settings, which build on this
     from clinfonce.training.config import ExperimentConfig, TermConfig
 
-#: ids sources every batch provides itself; other names are assignments looked up by index.
-BATCH_SOURCES: tuple[str, ...] = ("instance", "label")
-#: The assignment name of the ``clusters`` section's unnamed clustering.
-UNNAMED_CLUSTERING = "cluster"
 #: The losses of an ``objective`` term.
 LOSSES: tuple[str, ...] = ("clinfonce", "simclr", "supcon")
 #: The ids source of each loss that needs no clustering.

@@ -6,7 +6,6 @@ What the run leaves in its run directory: :mod:`clinfonce.training.run_directory
 from __future__ import annotations
 
 import json
-import math
 import signal
 import sys
 import time
@@ -23,6 +22,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from clinfonce.clusters.assess import expected_alone_fraction
 from clinfonce.data.prepare import PreparedData, prepare_data
 from clinfonce.data.sources import ImageSource
 from clinfonce.outputs import atomic_write
@@ -282,33 +282,6 @@ def warn_degenerate_objective(config: ExperimentConfig, data: PreparedData) -> N
             "train.batch_size",
             stacklevel=2,
         )
-
-
-def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:
-    """Expected share of a random batch's samples with no other sample of their cluster in it.
-
-    An anchor of a cluster of ``n`` among ``N`` samples is alone when the other ``batch - 1``
-    draws (without replacement) all miss its ``n - 1`` cluster mates: a hypergeometric
-    probability ``C(N - n, batch - 1) / C(N - 1, batch - 1)``.
-
-    Examples:
-        >>> expected_alone_fraction(np.array([1, 1, 1, 1]), 2)
-        1.0
-        >>> round(expected_alone_fraction(np.array([2, 2]), 2), 3)
-        0.667
-    """
-    total = int(sizes.sum())
-    draws = batch - 1
-
-    def log_choose(n: int, k: int) -> float:
-        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-
-    alone = 0.0
-    for size in sizes.tolist():
-        if total - size >= draws:
-            chance = math.exp(log_choose(total - size, draws) - log_choose(total - 1, draws))
-            alone += size / total * chance
-    return alone
 
 
 def knn_monitor(config: ExperimentConfig, data: PreparedData) -> KNNMonitor | None:

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from clinfonce.binder import read_mapping
 from clinfonce.cli.clusters.options import Option, comma_list
-from clinfonce.yaml_files import read_yaml_file
 
 
 def apply_config_file(args: argparse.Namespace) -> None:
@@ -15,11 +15,7 @@ def apply_config_file(args: argparse.Namespace) -> None:
     if args.config is None:
         return
     path = Path(args.config)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
-    loaded = read_yaml_file(path) or {}
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: a config is a mapping of option names to values")
+    loaded = read_mapping(path, "a clusters config (option names to values)")
     options = {o.dest: o for o in args._options}
     for key, value in loaded.items():
         dest = str(key).replace("-", "_")

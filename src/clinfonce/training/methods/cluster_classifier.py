@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from clinfonce.clusters._codes import dense_rank
+from clinfonce.data.config import UNNAMED_CLUSTERING
 from clinfonce.data.prepare import PreparedData
 from clinfonce.models import feature_dim
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.methods.spec import BaselineMethod, data_shape
-from clinfonce.training.objective import UNNAMED_CLUSTERING, ObjectiveTerm
+from clinfonce.training.objective import ObjectiveTerm
 
 if TYPE_CHECKING:  # the config schema includes the methods' settings sections
     from clinfonce.training.config import ExperimentConfig

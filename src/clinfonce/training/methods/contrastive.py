@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from clinfonce.data.config import BATCH_SOURCES, UNNAMED_CLUSTERING
 from clinfonce.data.prepare import PreparedData
 from clinfonce.models import ProjectionHead, feature_dim
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.methods.spec import Method, data_shape
 from clinfonce.training.objective import (
-    BATCH_SOURCES,
     FIXED_IDS,
-    UNNAMED_CLUSTERING,
     Objective,
     ObjectiveTerm,
     clinfonce_term_name,
