@@ -212,6 +212,9 @@ def train(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         # A resumed run writes into its own, non-empty checkpoint folder by design.
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+        # Mid-epoch resumes are exact here: the batch sampler skips the batches already
+        # trained (DistributedBatchSampler.skip_next), which Lightning cannot see.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended")
         # Lightning 2.6 with torch 2.14 warns about its own use of a torch API.
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
         with stop_gracefully(trainer) as received:
