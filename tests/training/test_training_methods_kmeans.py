@@ -19,7 +19,11 @@ from clinfonce.training import config_from_dict, train
 from clinfonce.training.load import load_run
 from clinfonce.training.methods.contrastive import ContrastiveModule
 from clinfonce.training.methods.kmeans import kmeans_terms, kmeans_warmup
-from clinfonce.training.methods.kmeans_reclustering import KMeansReclustering, clustering_features
+from clinfonce.training.methods.kmeans_reclustering import (
+    KMeansReclustering,
+    WeightAverage,
+    clustering_features,
+)
 from clinfonce.training.methods.registry import objective_terms
 
 KS = (3, 5)
@@ -97,6 +101,7 @@ def test_warmup_default_and_terms() -> None:
         ({"kmeans": {"features": "pixels"}}, "kmeans.features"),
         ({"kmeans": {"init": "spectral"}}, "kmeans.init"),
         ({"kmeans": {"restarts": 0}}, "kmeans.restarts"),
+        ({"kmeans": {"ema_decay": 1.0}}, "kmeans.ema_decay"),
         ({"clusters": {"builder": "attributes"}}, "makes its own clusters"),
     ],
 )
@@ -198,9 +203,11 @@ class StopAfterSecondEpoch(L.Callback):
             trainer.should_stop = True
 
 
-def test_exact_resume_between_clusterings(tmp_path: Path) -> None:
-    """Re-clustering every 2nd epoch: the resumed run must reuse the checkpoint's ids."""
-    every = {"n_clusters": list(KS), "restarts": 2, "every_n_epochs": 2}
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_exact_resume_between_clusterings(tmp_path: Path, ema_decay: float | None) -> None:
+    """Re-clustering every 2nd epoch: the resumed run must reuse the checkpoint's ids (and,
+    clustering a weight average, continue the same average)."""
+    every = {"n_clusters": list(KS), "restarts": 2, "every_n_epochs": 2, "ema_decay": ema_decay}
     off = {"enabled": False}
     full = train(tiny_config(tmp_path, "full", kmeans=every, monitor=off))
     stop = [StopAfterSecondEpoch()]
@@ -213,6 +220,41 @@ def test_exact_resume_between_clusterings(tmp_path: Path) -> None:
         torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
     for name, ids in a["assignments"].items():
         torch.testing.assert_close(b["assignments"][name], ids)
+    averages = [state for state in a["callbacks"].values() if "average" in state]
+    assert len(averages) == (0 if ema_decay is None else 1)
+    if averages:
+        resumed_average = next(s for s in b["callbacks"].values() if "average" in s)
+        assert resumed_average["updates"] == averages[0]["updates"] == a["global_step"]
+        for x, y in zip(averages[0]["average"], resumed_average["average"], strict=True):
+            torch.testing.assert_close(y, x, rtol=0, atol=1e-6)
+
+
+def test_weight_average_against_a_loop_and_swapped_in() -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    average = WeightAverage(0.8)
+    reference: list[np.ndarray] = []
+    for t in range(6):
+        with torch.no_grad():
+            for p in layer.parameters():
+                p.copy_(torch.randn_like(p))
+        average.update(layer)
+        current = [p.detach().double().numpy().copy() for p in layer.parameters()]
+        if t == 0:
+            reference = current
+        else:
+            decay = min(0.8, (1 + t) / (10 + t))
+            pairs = zip(reference, current, strict=True)
+            reference = [decay * r + (1 - decay) * c for r, c in pairs]
+    state = average.state_dict()
+    for got, expected in zip(state["average"], reference, strict=True):
+        np.testing.assert_allclose(got.double().numpy(), expected, rtol=1e-6, atol=1e-7)
+    own = [p.detach().clone() for p in layer.parameters()]
+    with average.swapped_in(layer):
+        for p, expected in zip(layer.parameters(), reference, strict=True):
+            np.testing.assert_allclose(p.detach().double().numpy(), expected, rtol=1e-6)
+    for p, before in zip(layer.parameters(), own, strict=True):
+        assert torch.equal(p.detach(), before)  # its own weights are back
 
 
 def test_clustering_features_spaces() -> None:

@@ -62,6 +62,10 @@ class KMeansConfig:
         seed: seed of the clusterings (``null``: ``train.seed``); each epoch and restart gets
             its own, so a resumed run repeats the same clusterings.
         batch_size: images per forward pass while embedding the training set.
+        ema_decay: cluster the features of a moving average of the weights instead of the
+            weights themselves (``null``: the weights), updated after every step with this
+            decay (ramped up over the first steps, as TensorFlow's moving averages): steadier
+            clusters from one clustering to the next, at the cost of lagging the model.
     """
 
     n_clusters: list[int] = field(default_factory=lambda: [2500])
@@ -72,6 +76,7 @@ class KMeansConfig:
     init: str = "k-means++"
     seed: int | None = None
     batch_size: int = 512
+    ema_decay: float | None = None
 
 
 def kmeans_warmup(warmup_epochs: int | None, epochs: int) -> int:
@@ -138,6 +143,8 @@ def _check_settings(clusters: ClustersConfig, kmeans: KMeansConfig) -> None:
         )
     if kmeans.init not in INITS:
         raise ValueError(f"kmeans.init must be one of {', '.join(INITS)}, got {kmeans.init!r}")
+    if kmeans.ema_decay is not None and not 0 < kmeans.ema_decay < 1:
+        raise ValueError(f"kmeans.ema_decay must be in (0, 1) or null, got {kmeans.ema_decay}")
 
 
 def kmeans_start_epoch(terms: Sequence[ObjectiveTerm], clusterings: Sequence[str]) -> int:
@@ -208,6 +215,7 @@ class KMeansMethod(ContrastiveMethod):
                 init=km.init,
                 seed=config.train.seed if km.seed is None else km.seed,
                 batch_size=km.batch_size,
+                ema_decay=km.ema_decay,
                 labels=None if labels is None else np.asarray(labels),
                 log_file=None if run_dir is None else run_dir / KMEANS_LOG,
             )

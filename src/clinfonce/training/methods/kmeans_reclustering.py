@@ -11,9 +11,10 @@ a resumed run trains on the same clusters as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,64 @@ def clustering_features(
     return out
 
 
+class WeightAverage:
+    """An exponential moving average of a module's parameters (its buffers are not averaged:
+    batch-norm statistics are running averages already).
+
+    The decay ramps up as ``min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so the
+    average follows the early, fast-moving weights instead of holding on to their random
+    start.
+
+    Examples:
+        >>> layer = torch.nn.Linear(1, 1, bias=False)
+        >>> average = WeightAverage(0.5)
+        >>> _ = layer.weight.data.fill_(1.0); average.update(layer)  # first: a copy
+        >>> _ = layer.weight.data.fill_(3.0); average.update(layer)  # decay min(0.5, 2/11)
+        >>> round(float(average.state_dict()["average"][0]), 4)
+        2.6364
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.average: list[torch.Tensor] | None = None
+
+    def update(self, module: torch.nn.Module) -> None:
+        """Move the average towards the module's current parameters (after a step)."""
+        weights = [p.detach() for p in module.parameters()]
+        if self.average is None:
+            self.average = [w.clone() for w in weights]
+        else:
+            decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+            for average, weight in zip(self.average, weights, strict=True):
+                average.lerp_(weight, 1 - decay)
+        self.updates += 1
+
+    @contextlib.contextmanager
+    def swapped_in(self, module: torch.nn.Module) -> Iterator[None]:
+        """The module with the averaged parameters inside the block, its own ones after."""
+        if self.average is None:  # no step yet: the weights are their own average
+            yield
+            return
+        parameters = list(module.parameters())
+        own = [p.detach().clone() for p in parameters]
+        with torch.no_grad():
+            for parameter, value in zip(parameters, self.average, strict=True):
+                parameter.copy_(value)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for parameter, value in zip(parameters, own, strict=True):
+                    parameter.copy_(value)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self.average, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.average, self.updates = state["average"], int(state["updates"])
+
+
 class KMeansReclustering(Callback):
     """Re-cluster the training set at the start of epochs ``start_epoch + j * every_n_epochs``.
 
@@ -108,6 +167,8 @@ class KMeansReclustering(Callback):
         init: ``k-means++`` or ``random`` seeding.
         seed: base seed; the clustering of epoch e uses ``seed * 1000003 + e * restarts``.
         batch_size: embedding batch size.
+        ema_decay: cluster with a moving average of the weights (see :class:`WeightAverage`),
+            or ``None``: with the weights themselves.
         labels: int label code per training sample (``-1`` unknown), for the metrics.
         log_file: JSON-lines record of every clustering (``None``: none).
 
@@ -130,6 +191,7 @@ class KMeansReclustering(Callback):
         init: str = "k-means++",
         seed: int = 0,
         batch_size: int = 512,
+        ema_decay: float | None = None,
         labels: np.ndarray | None = None,
         log_file: str | Path | None = None,
     ) -> None:
@@ -152,6 +214,7 @@ class KMeansReclustering(Callback):
         self.space, self.head, self.batch_size = space, head, batch_size
         self.iterations, self.restarts, self.init, self.seed = iterations, restarts, init, seed
         self.labels = labels
+        self.average = None if ema_decay is None else WeightAverage(ema_decay)
         self.log_file = None if log_file is None else Path(log_file)
         self.history: list[dict[str, Any]] = []
 
@@ -193,13 +256,16 @@ class KMeansReclustering(Callback):
             return
         start = time.perf_counter()
         clusters: dict[int, tuple[np.ndarray, float]] | None = None
-        features = clustering_features(  # every process embeds its share
-            pl_module,
-            self.dataset,
-            space=self.space,
-            head=self.head,
-            batch_size=self.batch_size,
-        )
+        with contextlib.ExitStack() as stack:
+            if self.average is not None:
+                stack.enter_context(self.average.swapped_in(pl_module))
+            features = clustering_features(  # every process embeds its share
+                pl_module,
+                self.dataset,
+                space=self.space,
+                head=self.head,
+                batch_size=self.batch_size,
+            )
         if trainer.is_global_zero:  # cluster once; every process trains on these ids
             clusters = self.cluster(features, epoch)
         clusters = trainer.strategy.broadcast(clusters, src=0)
@@ -220,6 +286,20 @@ class KMeansReclustering(Callback):
                 f"{int(record['num_clusters'])} clusters used in {seconds:.1f}s"
                 + (f", NMI vs labels {record['nmi_labels']:.3f}" if "nmi_labels" in record else "")
             )
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
+        if self.average is not None:
+            self.average.update(pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The weight average, so that a resumed run clusters the same features."""
+        return {} if self.average is None else self.average.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.average is not None and state_dict:
+            self.average.load_state_dict(state_dict)
 
     def _record(
         self,
