@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torchvision.transforms import RandomResizedCrop
+from torchvision.transforms.v2 import functional as tvf
 
 from clinfonce.data.augment import (
     AugmentParams,
     BatchAugment,
+    CropFlip,
     MultiView,
     color_jitter,
+    eval_transform,
     random_grayscale,
     resize_square,
     resized_crop_flip,
     view_transform,
 )
+from clinfonce.data.images import decode_image, open_image
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -118,6 +128,69 @@ def test_file_pipeline_makes_views() -> None:
     assert views.shape == (2, 3, 24, 24) and views.dtype == torch.uint8
     gray = torch.randint(0, 256, (1, 40, 50), dtype=torch.uint8)
     assert view_transform(AugmentParams(), 24)(gray).shape == (1, 24, 24)
+
+
+def test_file_views_are_torchvision_crops_resampled_in_pillow() -> None:
+    """Under one seed, a file view is the crop box its draws give, resized as torchvision's
+    antialiased tensor resize does (within rounding) and flipped when the last draw says
+    so: a swapped axis, a wrong box or flip would differ by far more."""
+    image = torch.randint(0, 256, (3, 94, 125), dtype=torch.uint8)
+    image = tvf.gaussian_blur(image, [5, 5])  # smooth, like a photo, so resampling agrees
+    crop = CropFlip(AugmentParams(), 32)
+    flips = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        view = crop(Image.fromarray(image.permute(1, 2, 0).numpy()))
+        torch.manual_seed(seed)
+        draws = torch.rand(23).tolist()
+        expected = tvf.resized_crop(image, *crop.box(94, 125, draws), [32, 32], antialias=True)
+        if draws[-1] < 0.5:
+            expected, flips = tvf.horizontal_flip(expected), flips + 1
+        assert view.shape == (3, 32, 32) and view.dtype == torch.uint8
+        assert int((view.int() - expected.int()).abs().max()) <= 2
+    assert 0 < flips < 40
+
+
+def test_file_crop_boxes_follow_torchvision_distribution() -> None:
+    """Crop areas and aspect ratios stay in range and match torchvision's RandomResizedCrop
+    in distribution; the flip rate is ``flip_p``."""
+    params = AugmentParams(crop_scale=[0.3, 0.9], flip_p=0.25)
+    crop, generator = CropFlip(params, 16), gen(1)
+    ours, theirs = [], []
+    torch.manual_seed(0)
+    for _ in range(3000):
+        top, left, h, w = crop.box(94, 125, torch.rand(23, generator=generator).tolist())
+        assert 0 <= top <= 94 - h and 0 <= left <= 125 - w
+        ours.append((h * w / (94 * 125), math.log(w / h)))
+        _, _, t_h, t_w = RandomResizedCrop.get_params(
+            torch.zeros(1, 94, 125), [0.3, 0.9], [3 / 4, 4 / 3]
+        )
+        theirs.append((t_h * t_w / (94 * 125), math.log(t_w / t_h)))
+    ours_a, theirs_a = np.array(ours), np.array(theirs)
+    assert ours_a[:, 0].min() >= 0.29 and ours_a[:, 0].max() <= 0.91
+    assert np.abs(ours_a[:, 1]).max() <= math.log(4 / 3) + 0.05
+    np.testing.assert_allclose(ours_a.mean(0), theirs_a.mean(0), atol=0.01)
+    np.testing.assert_allclose(ours_a.std(0), theirs_a.std(0), atol=0.01)
+    # No try fits when every area draw is out of range: torchvision's fallback, the
+    # central crop (here the whole square image).
+    assert crop.box(9, 9, [2.0] * 20 + [0.0, 0.0, 0.0]) == (0, 0, 9, 9)
+    gradient = np.repeat(np.arange(0, 240, 20, dtype=np.uint8), 36).reshape(12, 3, 12)
+    image = Image.fromarray(gradient.transpose(2, 0, 1).copy())  # brighter to the right
+    torch.manual_seed(0)
+    flipped = [bool(torch.rand(23)[-1] < 0.25) for _ in range(2000)]
+    assert abs(sum(flipped) / 2000 - 0.25) < 0.03
+    torch.manual_seed(0)
+    views = [crop(image)[0, 8] for _ in range(2000)]
+    assert [bool(v[0] > v[-1]) for v in views] == flipped
+
+
+def test_eval_view_of_a_decoded_file_keeps_tensor_pixels(tmp_path: Path) -> None:
+    """The eval view of a file decoded to a Pillow image has the pixels of the tensor path."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (50, 70, 3), np.uint8)).save(tmp_path / "a.jpg")
+    view = eval_transform(24)
+    from_pillow = view(open_image(tmp_path / "a.jpg", 3, min_side=28))
+    assert torch.equal(from_pillow, view(decode_image(tmp_path / "a.jpg", 3, min_side=28)))
 
 
 def test_colour_of_cropped_views_matches_the_batch_path() -> None:

@@ -41,9 +41,13 @@ def test_files_get_per_sample_views_and_prepared_files_become_an_array(tmp_path:
     table = _image_table(tmp_path)
     files = choose_view_maker(load_source("table", table=str(table)), 8)
     assert not files.on_device
-    assert isinstance(files.images(np.array([0, 2])), ImageFiles)
-    assert isinstance(files.train_transform(2, None), MultiView)
-    assert files.eval_transform() is not None
+    images = files.images(np.array([0, 2]))
+    assert isinstance(images, ImageFiles) and isinstance(images[1], Image.Image)
+    train, evaluate = files.train_transform(2, None), files.eval_transform()
+    assert isinstance(train, MultiView) and evaluate is not None
+    views = train(images[1])  # workers crop the decoded Pillow image: uint8 views
+    assert views.shape == (2, 3, 8, 8) and views.dtype == torch.uint8
+    assert torch.equal(evaluate(images[1]), torch.full((3, 8, 8), 80, dtype=torch.uint8))
     transform, augment = files.single_view(AugmentParams())
     assert transform is not None and augment is None
 

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from clinfonce.data.images import decode_image
+from clinfonce.data.images import open_image
 from clinfonce.data.splits import stream_seed
 
+if TYPE_CHECKING:
+    from PIL import Image
 
-class ImageFiles(Sequence[torch.Tensor]):
-    """Lazily decoded image files; ``rows`` are the metadata rows, for error messages.
+
+class ImageFiles(Sequence["Image.Image"]):
+    """Lazily decoded image files, as Pillow images (the file transforms crop and resize in
+    Pillow, then make tensors); ``rows`` are the metadata rows, for error messages.
 
     With ``min_side``, JPEGs decode at the smallest of 1/1, 1/2, 1/4, 1/8 scale that keeps
     both sides at least that long (several times faster for large originals)."""
@@ -32,8 +37,8 @@ class ImageFiles(Sequence[torch.Tensor]):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
-        return decode_image(self.paths[i], self.channels, row=self.rows[i], min_side=self.min_side)
+    def __getitem__(self, i: int) -> Image.Image:  # type: ignore[override]
+        return open_image(self.paths[i], self.channels, row=self.rows[i], min_side=self.min_side)
 
 
 class ArrayRows(Sequence[torch.Tensor]):
@@ -58,8 +63,9 @@ class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
     per-sample state such as K-means cluster ids is looked up later.
 
     Args:
-        images: a ``uint8 [N, C, H, W]`` tensor or a sequence of ``uint8 [C, H, W]`` tensors
-            (e.g. :class:`ImageFiles`).
+        images: a ``uint8 [N, C, H, W]`` tensor, a sequence of ``uint8 [C, H, W]`` tensors
+            (:class:`ArrayRows`) or of Pillow images (:class:`ImageFiles`, which need a
+            ``transform`` to become tensors).
         labels: int64 ``[N]`` downstream labels (``-1`` = unknown), or ``None``.
         transform: applied to each image (e.g. two random views for files); ``None`` keeps
             the ``uint8`` image, which small in-memory data is augmented from on the device.
@@ -73,10 +79,10 @@ class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __init__(
         self,
-        images: torch.Tensor | Sequence[torch.Tensor],
+        images: torch.Tensor | Sequence[torch.Tensor] | Sequence[Image.Image],
         *,
         labels: torch.Tensor | None = None,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        transform: Callable[[Any], torch.Tensor] | None = None,
     ) -> None:
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(labels)} labels for {len(images)} images")
@@ -87,7 +93,7 @@ class ContrastiveDataset(Dataset[dict[str, torch.Tensor]]):
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        image = self.images[i]
+        image: Any = self.images[i]  # Pillow images (files) always come with a transform
         sample = {
             "image": self.transform(image) if self.transform is not None else image,
             "index": torch.tensor(i),

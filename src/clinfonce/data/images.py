@@ -12,15 +12,34 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def decode_image(
     path: Path, channels: int, *, row: int | None = None, min_side: int | None = None
 ) -> torch.Tensor:
     """Decode an image file (PNG, JPEG, ... via Pillow) to ``uint8 [channels, H, W]``.
+
+    Args and errors as :func:`open_image`.
+
+    Examples:
+        >>> decode_image(Path("cat.png"), 3, row=7).shape  # doctest: +SKIP
+        torch.Size([3, 32, 32])
+    """
+    return pil_to_tensor(open_image(path, channels, row=row, min_side=min_side))
+
+
+def open_image(
+    path: Path, channels: int, *, row: int | None = None, min_side: int | None = None
+) -> Image.Image:
+    """Decode an image file to a Pillow image in RGB (``channels`` 3) or ``L`` mode (1),
+    for transforms that resample in Pillow without a tensor in between.
 
     Args:
         path: the image file.
@@ -32,10 +51,6 @@ def decode_image(
     Raises:
         ValueError: the file is missing or cannot be decoded; the message names the file
             and, when given, the metadata row.
-
-    Examples:
-        >>> decode_image(Path("cat.png"), 3, row=7).shape  # doctest: +SKIP
-        torch.Size([3, 32, 32])
     """
     from PIL import Image
 
@@ -45,13 +60,19 @@ def decode_image(
         with Image.open(path) as image:
             if min_side is not None:
                 image.draft(mode, (min_side, min_side))
-            pixels = np.asarray(image.convert(mode))
+            converted: Image.Image = image.convert(mode)
+            return converted
     except (OSError, ValueError) as exc:  # missing, truncated or not an image
         raise ValueError(
             f"cannot read {where}: {exc}; fix or remove the file, or set "
             "data.options.missing=skip (with data.options.cache or data.options.prepare) to drop "
             "unreadable rows"
         ) from exc
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """``uint8 [C, H, W]`` copy of a Pillow image (``L`` mode gives one channel)."""
+    pixels = np.asarray(image)
     pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
 
