@@ -9,16 +9,21 @@ DEMO_OUT ?= runs/demo
 
 .PHONY: demo test install lint typecheck clean
 
+# The demo needs the package; the checks also need its dev extras (pytest, ruff, mypy).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-dev
 
-demo: install
+demo: $(VENV)/.installed
 	$(VENV)/bin/clinfonce demo --out $(DEMO_OUT)
 
 lint: install
