@@ -248,7 +248,6 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         "clusters": clusters,
         "method": {**_RECIPE["method"], "name": method},
         "train": {**_RECIPE["train"], "epochs": epochs, "batch_size": batch, "seed": options.seed},
-        "augment": {"jitter_p": 0.0} if probe.channels == 1 else {},
         "monitor": {
             "enabled": columns.label is not None,
             "every_n_epochs": max(1, epochs // 5),
