@@ -344,10 +344,10 @@ def run_size(args: argparse.Namespace, table: Path, folder: Path, size: int) -> 
             f"  streamed {workers} worker(s) / ({workers} x draft bound): loader only "
             f"{alone:.2f} (goal >= 0.85), + colour on {args.device} {coloured:.2f}"
         )
-    alone = rates["(c) prepared array, loader only"] / previous_rate
+    loader_speedup = rates["(c) prepared array, loader only"] / previous_rate
     speedup = rates["(c) prepared array + batch augment"] / previous_rate
     print(
-        f"  prepared / previous file path: loader only {alone:.1f} x (goal >= 20), "
+        f"  prepared / previous file path: loader only {loader_speedup:.1f} x (goal >= 20), "
         f"+ batch augment on {args.device} {speedup:.1f} x"
     )
     accelerator = "gpu" if args.device.startswith("cuda") else "cpu"

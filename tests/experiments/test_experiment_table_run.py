@@ -53,6 +53,13 @@ def test_grayscale_images_no_split_and_a_hierarchy(gray_table: Path) -> None:
     assert lines[4].startswith("clusters: class at level 1; K = 2, I(Z;T)/H(T) = 0.50")
 
 
+def test_grayscale_tables_keep_brightness_and_contrast_jitter(gray_table: Path) -> None:
+    # On grayscale Fashion-MNIST these two lifted SimCLR by 3.8 linear / 7.2 kNN points.
+    plan = plan_table_run(TableRunOptions(str(gray_table), steps=10), log=lambda _: None)
+    assert plan.config.augment.jitter_p == 0.8
+    assert plan.config.augment.jitter[:2] == [0.4, 0.4]
+
+
 def test_tags_kmeans_and_an_assignment_file_become_the_clusters_section(
     gray_table: Path,
 ) -> None:
