@@ -256,9 +256,10 @@ class KMeansReclustering(Callback):
             return
         start = time.perf_counter()
         clusters: dict[int, tuple[np.ndarray, float]] | None = None
-        with contextlib.ExitStack() as stack:
-            if self.average is not None:
-                stack.enter_context(self.average.swapped_in(pl_module))
+        weights = (
+            contextlib.nullcontext() if self.average is None else self.average.swapped_in(pl_module)
+        )
+        with weights:
             features = clustering_features(  # every process embeds its share
                 pl_module,
                 self.dataset,
