@@ -69,9 +69,12 @@ class AugmentParams:
 
 
 def _uniform(
-    n: int, low: float, high: float, gen: torch.Generator | None, device: torch.device
+    n: int, low: float, high: float, gen: torch.Generator | None, like: torch.Tensor
 ) -> torch.Tensor:
-    return torch.rand(n, generator=gen, device=device) * (high - low) + low
+    """``n`` draws of ``U(low, high)`` in ``like``'s dtype and device. The stream is drawn in
+    float32 whatever the dtype (so a float64 model sees the views a float32 one does), and
+    everything after it is computed in the images' dtype."""
+    return torch.rand(n, generator=gen, device=like.device).to(like.dtype) * (high - low) + low
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -110,14 +113,14 @@ def resized_crop_flip(
     """
     n, _, height, width = images.shape
     dev = images.device
-    area = _uniform(n, scale[0], scale[1], generator, dev)
-    log_ratio = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, dev)
+    area = _uniform(n, scale[0], scale[1], generator, images)
+    log_ratio = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, images)
     aspect = log_ratio.exp()
     # Crop sides as fractions of the image's width and height.
     w = (area * aspect * height / width).sqrt().clamp(max=1.0)
     h = (area / aspect * width / height).sqrt().clamp(max=1.0)
-    cx = (torch.rand(n, generator=generator, device=dev) * 2 - 1) * (1 - w)
-    cy = (torch.rand(n, generator=generator, device=dev) * 2 - 1) * (1 - h)
+    cx = _uniform(n, -1, 1, generator, images) * (1 - w)
+    cy = _uniform(n, -1, 1, generator, images) * (1 - h)
     flip = torch.rand(n, generator=generator, device=dev) < flip_p
     sign = 1.0 - 2.0 * flip.to(images.dtype)
     theta = torch.zeros(n, 2, 3, dtype=images.dtype, device=dev)
@@ -151,7 +154,7 @@ def color_jitter(
     apply = torch.rand(n, generator=generator, device=dev) < p
 
     def factor(strength: float) -> torch.Tensor:
-        f = _uniform(n, max(0.0, 1 - strength), 1 + strength, generator, dev)
+        f = _uniform(n, max(0.0, 1 - strength), 1 + strength, generator, images)
         return torch.where(apply, f, torch.ones_like(f)).view(n, 1, 1, 1)
 
     brightness, contrast, saturation, hue = strengths
@@ -163,7 +166,7 @@ def color_jitter(
         return x
     x = torch.lerp(_gray(x), x, factor(saturation)).clamp_(0, 1)
     if hue > 0:
-        angle = _uniform(n, -hue, hue, generator, dev) * (2 * math.pi) * apply
+        angle = _uniform(n, -hue, hue, generator, x) * (2 * math.pi) * apply
         x = _rotate_hue(x, angle)
     return x
 
@@ -208,11 +211,17 @@ class BatchAugment:
         self.size = size
 
     def __call__(
-        self, images: torch.Tensor, views: int = 2, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        views: int = 2,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
-        """``uint8 [B, C, H, W]`` -> float ``[B, views, C, size, size]`` in ``[0, 1]``."""
+        """``uint8 [B, C, H, W]`` -> ``dtype`` ``[B, views, C, size, size]`` in ``[0, 1]``
+        (float64 for a float64 model, so that its results do not depend on float32
+        rounding)."""
         b, c = images.shape[:2]
-        x = images.float().div_(255)
+        x = images.to(dtype).div_(255)
         x = x.repeat_interleave(views, dim=0)  # view v of sample i at row i * views + v
         p = self.params
         if not p.enabled:

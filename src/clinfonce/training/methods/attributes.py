@@ -32,6 +32,7 @@ from clinfonce.clusters._codes import encode_column
 from clinfonce.clusters.attributes import candidate_columns
 from clinfonce.data.config import ClustersConfig
 from clinfonce.data.prepare import PreparedData
+from clinfonce.losses.precision import at_least_float32
 from clinfonce.models import ProjectionHead, feature_dim
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.methods.spec import BaselineMethod, data_shape
@@ -202,12 +203,13 @@ class AttributePredictor(AttributeModule):
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         views = batch["image"]
-        logits = self.head(self(views.flatten(0, 1))).float()
+        logits = at_least_float32(self.head(self(views.flatten(0, 1))))
         targets = self.batch_attributes(batch).repeat_interleave(views.shape[1], dim=0)
         losses = []
         for a, part in enumerate(logits.split(self.outputs, dim=1)):
             if part.shape[1] == 1:
-                losses.append(F.binary_cross_entropy_with_logits(part[:, 0], targets[:, a].float()))
+                target = targets[:, a].to(part.dtype)
+                losses.append(F.binary_cross_entropy_with_logits(part[:, 0], target))
             else:
                 losses.append(F.cross_entropy(part, targets[:, a]))
         return torch.stack(losses).mean(), {}
@@ -244,19 +246,20 @@ class AttributeContrast(AttributeModule):
     def attribute_vectors(self, codes: torch.Tensor) -> torch.Tensor:
         """``[B, A]`` codes -> float ``[B, sum(outputs)]`` inputs of the attribute MLP."""
         parts = [
-            codes[:, a : a + 1].float() if size == 1 else F.one_hot(codes[:, a], size).float()
+            codes[:, a : a + 1] if size == 1 else F.one_hot(codes[:, a], size)
             for a, size in enumerate(self.outputs)
         ]
-        return torch.cat(parts, dim=1)
+        return torch.cat(parts, dim=1).to(self.dtype)
 
     def compute_loss(
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         views = batch["image"]
         b, v = views.shape[:2]
-        images = F.normalize(self.head(self(views.flatten(0, 1))).float(), dim=1).view(b, v, -1)
+        images = F.normalize(at_least_float32(self.head(self(views.flatten(0, 1)))), dim=1)
+        images = images.view(b, v, -1)
         vectors = self.attribute_vectors(self.batch_attributes(batch))
-        attributes = F.normalize(self.attribute_net(vectors).float(), dim=1)
+        attributes = F.normalize(at_least_float32(self.attribute_net(vectors)), dim=1)
         targets = torch.arange(b, device=views.device)
         tau = self.cfg.method.temperature
         losses = []

@@ -20,6 +20,7 @@ from torch import nn
 from clinfonce.clusters._codes import dense_rank
 from clinfonce.data.config import UNNAMED_CLUSTERING
 from clinfonce.data.prepare import PreparedData
+from clinfonce.losses.precision import at_least_float32
 from clinfonce.models import feature_dim
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.methods.spec import BaselineMethod, data_shape
@@ -89,7 +90,7 @@ class ClusterClassifier(EncoderModule):
         views = batch["image"]
         logits = self.head(self(views.flatten(0, 1)))
         targets = self.lookup(self.cluster_ids, batch).repeat_interleave(views.shape[1])
-        return F.cross_entropy(logits.float(), targets), {}
+        return F.cross_entropy(at_least_float32(logits), targets), {}
 
 
 @dataclass(frozen=True)
