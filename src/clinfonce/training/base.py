@@ -101,9 +101,15 @@ class EncoderModule(L.LightningModule):
 
     # --- features ------------------------------------------------------------------------
 
+    @property
+    def float_dtype(self) -> torch.dtype:
+        """The model's floating dtype (float64 under ``train.precision: 64-true``): images
+        and augmented views are made in it."""
+        return self.mean.dtype
+
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8`` or ``[0, 1]`` float images (any leading dims) -> normalised float input."""
-        x = images.to(self.dtype).div(255) if images.dtype == torch.uint8 else images
+        x = images.to(self.float_dtype).div(255) if images.dtype == torch.uint8 else images
         shape = x.shape
         x = (x.reshape(-1, *shape[-3:]) - self.mean) / self.std
         return x.reshape(shape)
@@ -120,7 +126,7 @@ class EncoderModule(L.LightningModule):
         """Evaluation features of raw images (``uint8`` or ``[0, 1]`` float ``[B, C, H, W]``):
         resized to the input size, normalised, encoded. Call in eval mode."""
         x = images.to(self.device)
-        x = x.to(self.dtype).div(255) if x.dtype == torch.uint8 else x
+        x = x.to(self.float_dtype).div(255) if x.dtype == torch.uint8 else x
         features: torch.Tensor = self(self.normalise(resize_square(x, self.image_size)))
         return features
 
@@ -136,9 +142,9 @@ class EncoderModule(L.LightningModule):
             stream_seed(self.cfg.train.seed, self.global_step + self.global_rank * _RANK_STRIDE)
         )
         if images.dim() == 4:  # an array's images: augment the whole batch here
-            views = self.augment(images, self.cfg.train.views, generator, dtype=self.dtype)
+            views = self.augment(images, self.cfg.train.views, generator, dtype=self.float_dtype)
         else:  # views of files, cropped per sample: their colour part is done here
-            views = self.augment.colour(images.to(self.dtype).div_(255), generator)
+            views = self.augment.colour(images.to(self.float_dtype).div_(255), generator)
         batch["image"] = self.normalise(views)
         return batch
 

@@ -249,7 +249,7 @@ class AttributeContrast(AttributeModule):
             codes[:, a : a + 1] if size == 1 else F.one_hot(codes[:, a], size)
             for a, size in enumerate(self.outputs)
         ]
-        return torch.cat(parts, dim=1).to(self.dtype)
+        return torch.cat(parts, dim=1).to(self.float_dtype)
 
     def compute_loss(
         self, batch: dict[str, torch.Tensor]
