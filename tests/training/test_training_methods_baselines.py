@@ -89,7 +89,7 @@ def test_attribute_prediction_loss_against_a_loop() -> None:
     batch = {"image": views(), "index": torch.tensor([5, 0, 2, 3, 1])}
     loss, _ = module.compute_loss(batch)
     logits = module.head(module.encoder(batch["image"].flatten(0, 1))).double()
-    codes = module.attributes[batch["index"]].repeat_interleave(2, dim=0)
+    codes = module.sample_tables["attributes"][batch["index"]].repeat_interleave(2, dim=0)
     bce = ce = 0.0
     for i in range(len(logits)):
         p = 1 / (1 + math.exp(-logits[i, 0].item()))
@@ -109,7 +109,7 @@ def test_cmc_attributes_loss_against_a_loop() -> None:
     batch = {"image": views(), "index": torch.arange(5)}
     loss, _ = module.compute_loss(batch)
     feats = module.head(module.encoder(batch["image"].flatten(0, 1))).double().view(5, 2, -1)
-    codes = module.attributes
+    codes = module.sample_tables["attributes"]
     vectors = torch.tensor(
         [[float(c[0]), *[float(c[1] == j) for j in range(3)]] for c in codes.tolist()]
     )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 import torch
 
 from clinfonce.losses import cl_infonce_loss
 from clinfonce.training import ContrastiveModule, ObjectiveTerm, config_from_dict, objective_terms
+from clinfonce.training.base import FINITE_CHECK_EVERY
+from clinfonce.training.methods.registry import find_method
 
 METHOD_VALUES = {
     "simclr": {"method": {"name": "simclr", "temperature": 0.3}},
@@ -74,12 +80,12 @@ def test_registered_assignment_is_looked_up_by_index() -> None:
         module.set_assignment("label", table)
 
 
-def test_supcon_rejects_unknown_labels() -> None:
-    module = make_module("supcon")
-    data = batch()
-    data["label"][0] = -1
-    with pytest.raises(ValueError, match="label for every training sample"):
-        module.compute_loss(data)
+def test_supcon_rejects_training_rows_without_a_label() -> None:
+    """Checked once, when the module is built (a check per step would wait for the device)."""
+    config = config_from_dict({"method": {"name": "supcon"}, "data": {"label_column": "y"}})
+    data = SimpleNamespace(train_labels=lambda: np.array([0, -1, 2, -1]))
+    with pytest.raises(ValueError, match=r"2 of 4 training rows have none \(y missing\)"):
+        find_method("supcon").build(config, data, objective_terms(config))  # type: ignore[arg-type]
 
 
 def test_embed_normalises_and_resizes() -> None:
@@ -89,3 +95,22 @@ def test_embed_normalises_and_resizes() -> None:
     expected = module.encoder((raw.float() / 255 - 0.5) / 0.25)
     torch.testing.assert_close(module.embed(raw), expected)
     assert module.embed(torch.rand(2, 1, 12, 12)).shape == (2, module.encoder.out_dim)
+
+
+def test_a_non_finite_loss_stops_the_run_with_its_step_and_value() -> None:
+    """Recorded on the device at its step, read at the next check (step 0, every
+    FINITE_CHECK_EVERY steps, the last batch of an epoch)."""
+    module = make_module("simclr")
+    module.check_finite(torch.tensor(2.0))  # step 0, no trainer: checked at once
+    trainer = SimpleNamespace(global_step=3, is_last_batch=False)
+    module._trainer = trainer  # type: ignore[assignment]
+    module.check_finite(torch.tensor(math.inf))  # step 3: recorded, not read yet
+    trainer.global_step = 4
+    module.check_finite(torch.tensor(math.nan))  # a later one does not replace it
+    trainer.global_step = FINITE_CHECK_EVERY
+    with pytest.raises(FloatingPointError, match=r"non-finite loss inf at step 3; lower optim"):
+        module.check_finite(torch.tensor(1.0))
+    fresh = make_module("simclr")
+    fresh._trainer = SimpleNamespace(global_step=7, is_last_batch=True)  # type: ignore[assignment]
+    with pytest.raises(FloatingPointError, match="nan at step 7"):
+        fresh.check_finite(torch.tensor(math.nan))

@@ -36,6 +36,7 @@ from clinfonce.losses.distributed import (
     gather_with_grad,
 )
 from clinfonce.losses.logsumexp import masked_logsumexp
+from clinfonce.losses.precision import at_least_float32, full_precision
 
 
 def cl_infonce_loss(
@@ -53,7 +54,10 @@ def cl_infonce_loss(
 
     Args:
         features: ``[N, V, D]`` embeddings, ``V >= 1`` views per sample, ``N * V >= 2``.
-            float16/bfloat16 inputs are computed in float32.
+            float16/bfloat16 inputs are computed in float32, with autocast off inside (a
+            surrounding ``torch.autocast`` does not lower its precision). Non-finite values
+            give a non-finite loss (they are not scanned for: that would wait for the device
+            on every call).
         cluster_ids: integer ``[N]`` cluster id per sample (any integer values). None makes
             every sample its own cluster (SimCLR).
         mask: boolean ``[N, N]`` sample-level positive relation, for positives that are not
@@ -79,8 +83,9 @@ def cl_infonce_loss(
             (CPU) or 64M logits (GPU).
 
     Returns:
-        Scalar float32 tensor (float64 for float64 inputs). If no anchor has a positive, a
-        zero that is still connected to ``features`` (its gradient is zero), never NaN.
+        Scalar float32 tensor (float64 for float64 inputs), also under autocast. If no anchor
+        has a positive, a zero that is still connected to ``features`` (its gradient is
+        zero), never NaN.
 
     Raises:
         ValueError: malformed shapes, dtypes or values (the message names the argument).
@@ -117,22 +122,23 @@ def cl_infonce_loss_with_count(
     normalize: bool = True,
     gather_distributed: bool = False,
     chunk_size: int | None = None,
-) -> tuple[Tensor, int]:
+) -> tuple[Tensor, Tensor]:
     """:func:`cl_infonce_loss` plus the number of this process's anchors that had a positive.
 
     Anchors without positives do not enter the mean; the count tells how many did (for
-    logging, e.g. when V = 1 and many clusters are singletons).
+    logging, e.g. when V = 1 and many clusters are singletons). It is a 0-dim int64 tensor on
+    the features' device, so that computing it never waits for the device.
 
     Examples:
         >>> import torch
         >>> features = torch.randn(4, 1, 8)              # one view per sample
         >>> loss, valid = cl_infonce_loss_with_count(features, torch.tensor([0, 0, 1, 2]))
-        >>> valid                                         # samples 2 and 3 have no positive
+        >>> int(valid)                                    # samples 2 and 3 have no positive
         2
     """
     _check_scalars(temperature, base_temperature, chunk_size)
     _check_features(features)
-    n, views, _ = features.shape
+    n = features.shape[0]
     ids = None if cluster_ids is None else _as_cluster_ids(cluster_ids, n, features.device)
     if mask is not None:
         if ids is not None:
@@ -141,11 +147,35 @@ def cl_infonce_loss_with_count(
                 "clusters or mask for a general positive relation, not both"
             )
         mask = _as_mask(mask, n, features.device)
+    with full_precision(features.device):
+        return _loss_and_count(
+            at_least_float32(features),
+            ids,
+            mask,
+            temperature=temperature,
+            base_temperature=base_temperature,
+            normalize=normalize,
+            gather_distributed=gather_distributed,
+            chunk_size=chunk_size,
+        )
 
-    dtype = torch.promote_types(features.dtype, torch.float32)
-    local = features.to(dtype)
-    if normalize:
-        local = F.normalize(local, dim=-1)
+
+def _loss_and_count(
+    features: Tensor,
+    ids: Tensor | None,
+    mask: Tensor | None,
+    *,
+    temperature: float,
+    base_temperature: float | None,
+    normalize: bool,
+    gather_distributed: bool,
+    chunk_size: int | None,
+) -> tuple[Tensor, Tensor]:
+    """The loss of checked inputs (float32 or float64 features), with shapes that do not depend
+    on the values and no transfer to the host: what a training step can run asynchronously
+    and what ``torch.compile`` can trace whole."""
+    n, views, _ = features.shape
+    local = F.normalize(features, dim=-1) if normalize else features
     if gather_distributed:
         everything, first = gather_with_grad(local)
     else:
@@ -175,16 +205,12 @@ def cl_infonce_loss_with_count(
     per_anchor = lse - scale * positive_dots / num_positives.clamp(min=1)[:, None]
     per_sample = torch.where(valid, per_anchor.sum(dim=1), 0.0)
 
-    local_valid = int(valid.sum()) * views
-    global_valid = local_valid
-    world = 1
-    if gather_distributed:
-        world = distributed_world()[1]
-        count = torch.tensor(local_valid, device=features.device)
-        global_valid = int(all_reduce_sum(count))
+    local_valid = valid.sum() * views
+    global_valid = all_reduce_sum(local_valid) if gather_distributed else local_valid
+    world = distributed_world()[1] if gather_distributed else 1
     # Kept as a product even when nothing is valid so that the graph (and, across processes,
     # the gather's backward collective) is the same in every case.
-    loss = per_sample.sum() * (world / max(global_valid, 1))
+    loss = per_sample.sum() * world / global_valid.clamp(min=1).to(per_sample.dtype)
     if base_temperature is not None:
         loss = loss * (temperature / base_temperature)
     return loss, local_valid
@@ -231,13 +257,19 @@ class ClInfoNCELoss(nn.Module):
         self.normalize = normalize
         self.gather_distributed = gather_distributed
         self.chunk_size = chunk_size
-        self.last_num_valid_anchors = 0
+        self._last_valid = torch.zeros((), dtype=torch.int64)
+
+    @property
+    def last_num_valid_anchors(self) -> int:
+        """Anchors (this process's) with at least one positive in the last call (reading it
+        waits for the device; the loss itself does not)."""
+        return int(self._last_valid)
 
     def forward(
         self, features: Tensor, cluster_ids: Tensor | None = None, mask: Tensor | None = None
     ) -> Tensor:
         """Loss of one batch; ``features`` ``[N, V, D]``, ``cluster_ids`` ``[N]`` or ``mask``."""
-        loss, self.last_num_valid_anchors = cl_infonce_loss_with_count(
+        loss, self._last_valid = cl_infonce_loss_with_count(
             features,
             cluster_ids,
             mask,
@@ -266,10 +298,13 @@ def _positive_groups(
     ones start at row ``first``.
     """
     if all_ids is not None:
-        _, cluster, sizes = torch.unique(all_ids, return_inverse=True, return_counts=True)
+        cluster = _dense_ids(all_ids)
+        rows = all_ids.shape[0]  # at most this many clusters: no data-dependent shape
         # index_put with accumulate: index_add's multi-threaded CPU kernel is far slower here.
-        cluster_sums = view_sums.new_zeros(sizes.shape[0], view_sums.shape[1])
+        cluster_sums = view_sums.new_zeros(rows, view_sums.shape[1])
         cluster_sums = cluster_sums.index_put((cluster,), view_sums, accumulate=True)
+        sizes = torch.zeros(rows, dtype=torch.int64, device=all_ids.device)
+        sizes = sizes.index_put((cluster,), torch.ones_like(cluster), accumulate=True)
         own = cluster[first : first + n]
         return cluster_sums[own], sizes[own]
     if mask is not None:
@@ -284,6 +319,22 @@ def _positive_groups(
         return with_self.to(view_sums.dtype) @ view_sums, with_self.sum(dim=1)
     own_views = view_sums[first : first + n]  # no clusters: a sample is its only positive
     return own_views, torch.ones(n, dtype=torch.int64, device=view_sums.device)
+
+
+def _dense_ids(ids: Tensor) -> Tensor:
+    """``ids`` renumbered ``0..K-1`` in increasing order of value (what ``torch.unique``'s
+    inverse gives), from a sort: the result has the input's shape whatever the values.
+
+    Examples:
+        >>> _dense_ids(torch.tensor([7, -2, 7, 40]))
+        tensor([1, 0, 1, 2])
+    """
+    ordered, order = torch.sort(ids)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    dense = torch.empty_like(ids)
+    dense[order] = starts.cumsum(0) - 1
+    return dense
 
 
 def _check_scalars(
@@ -320,13 +371,6 @@ def _check_features(features: Tensor) -> None:
         )
     if not features.is_floating_point():
         raise ValueError(f"features: expected a floating-point tensor; got {features.dtype}")
-    finite = torch.isfinite(features)
-    if not bool(finite.all()):
-        bad = (~finite).nonzero()
-        raise ValueError(
-            f"features: {bad.shape[0]} non-finite values (NaN/inf), first at index "
-            f"{tuple(bad[0].tolist())}; expected all finite (check the model for divergence)"
-        )
 
 
 def _as_cluster_ids(cluster_ids: Tensor, n: int, device: torch.device) -> Tensor:

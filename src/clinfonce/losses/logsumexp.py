@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from clinfonce.losses.precision import at_least_float32, full_precision
+
 #: Logits per block when ``chunk_size`` is not given. On CPU, 16 MiB blocks were the best
 #: trade-off measured (benchmarks/bench_loss.py): smaller blocks are up to 15% faster on an
 #: idle machine, but every block adds a dozen multi-threaded operations, and on a busy machine
@@ -45,7 +47,8 @@ def masked_logsumexp(
             logits on CPU, 64M on GPUs (at least 128 rows).
 
     Returns:
-        ``[A]`` tensor with the log-denominators, differentiable w.r.t. anchors and keys.
+        ``[A]`` tensor with the log-denominators, differentiable w.r.t. anchors and keys;
+        computed in float32 at least, with autocast off (forward and backward).
 
     Examples:
         >>> import torch
@@ -60,7 +63,10 @@ def masked_logsumexp(
         chunk_size = max(MIN_CHUNK_ROWS, budget // keys.shape[0])
     elif chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size}")
-    out: Tensor = _MaskedLogSumExp.apply(anchors, keys, scale, self_offset, chunk_size)
+    with full_precision(keys.device):
+        out: Tensor = _MaskedLogSumExp.apply(
+            at_least_float32(anchors), at_least_float32(keys), scale, self_offset, chunk_size
+        )
     return out
 
 
@@ -99,6 +105,13 @@ class _MaskedLogSumExp(torch.autograd.Function):
     def backward(ctx: Any, grad_lse: Tensor) -> tuple[Tensor | None, ...]:
         # d lse[a] / d logits[a, b] = softmax[a, b]; the logits are recomputed per block.
         anchors, keys, lse = ctx.saved_tensors
+        with full_precision(anchors.device):
+            return _MaskedLogSumExp._gradients(ctx, grad_lse, anchors, keys, lse)
+
+    @staticmethod
+    def _gradients(
+        ctx: Any, grad_lse: Tensor, anchors: Tensor, keys: Tensor, lse: Tensor
+    ) -> tuple[Tensor | None, ...]:
         need_anchors, need_keys = ctx.needs_input_grad[:2]
         grad_anchors = torch.empty_like(anchors) if need_anchors else None
         grad_keys = torch.zeros_like(keys) if need_keys else None

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # the config schema includes the methods' settings, which bui
     from clinfonce.training.config import ExperimentConfig
 
 _RANK_STRIDE = 1 << 40  # DDP processes draw different views; rank 0 keeps the 1-process seeds
+#: Steps between two reads of the non-finite-loss flag (:meth:`EncoderModule.check_finite`).
+FINITE_CHECK_EVERY = 50
 
 
 class EncoderModule(L.LightningModule):
@@ -58,6 +60,7 @@ class EncoderModule(L.LightningModule):
 
     mean: torch.Tensor
     std: torch.Tensor
+    first_nonfinite: torch.Tensor
 
     def __init__(
         self,
@@ -70,6 +73,9 @@ class EncoderModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.cfg = config
+        self.sample_tables: dict[str, torch.Tensor] = {}
+        # (step, value) of the first non-finite loss, kept on the device (-1: none yet).
+        self.register_buffer("first_nonfinite", torch.tensor([-1.0, 0.0]), persistent=False)
         model = self.cfg.model
         self.encoder = build_encoder(model.encoder, in_channels, model.small_stem)
         self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1), persistent=False)
@@ -94,10 +100,23 @@ class EncoderModule(L.LightningModule):
         self.save_hyperparameters({"config": self.cfg.to_dict()}, frame=frame)
         self.save_hyperparameters(*others, frame=frame)  # merged in after the config
 
-    def lookup(self, table: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The rows of a per-sample ``table`` (indexed like the training set) for a batch's
-        samples, on the module's device: how every per-sample id or target reaches a step."""
-        return table[batch["index"].cpu()].to(self.device)
+    def set_sample_table(self, name: str, values: torch.Tensor) -> None:
+        """Register a per-sample table (row ``i`` belongs to the training sample of ``index``
+        ``i``: cluster ids, targets). It lives on the module's device and moves with it, so a
+        step looks its batch's rows up without a transfer."""
+        self.sample_tables[name] = values.to(self.device)
+
+    def lookup(self, name: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The rows of the per-sample table ``name`` for a batch's samples: how every
+        per-sample id or target reaches a step."""
+        return self.sample_tables[name][batch["index"]]
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
+        # .to(device) and friends move the per-sample tables as they move buffers (their
+        # integer dtype is kept, as for buffers).
+        module = super()._apply(fn, recurse)
+        self.sample_tables = {name: fn(table) for name, table in self.sample_tables.items()}
+        return module
 
     # --- features ------------------------------------------------------------------------
 
@@ -157,11 +176,7 @@ class EncoderModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, parts = self.compute_loss(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss {loss.item()} at step {self.global_step}; lower optim.lr or "
-                "raise method.temperature"
-            )
+        self.check_finite(loss)
         size = len(batch["image"])
         # Under DDP, the mean over processes is the global batch's loss (a no-op in one).
         self.log("train/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
@@ -170,6 +185,26 @@ class EncoderModule(L.LightningModule):
                 self.log(f"train/{name}", value, batch_size=size, sync_dist=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=size)
         return loss
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Stop the run on a non-finite loss, naming its step and value.
+
+        The loss is compared on the device every step; the host reads the result only at
+        step 0, every :data:`FINITE_CHECK_EVERY` steps and at the last batch of an epoch
+        (before its checkpoint), so a step never waits for the device to say it is fine.
+        """
+        step = float(self.global_step)
+        first = self.first_nonfinite
+        value = loss.detach().to(first.dtype)
+        record = first[0].lt(0) & ~torch.isfinite(value)
+        first.copy_(torch.where(record, torch.stack([first.new_tensor(step), value]), first))
+        trainer = self._trainer
+        due = self.global_step % FINITE_CHECK_EVERY == 0 or (trainer and trainer.is_last_batch)
+        if due and first[0].item() >= 0:
+            raise FloatingPointError(
+                f"non-finite loss {first[1].item()} at step {int(first[0].item())}; lower "
+                "optim.lr or raise method.temperature"
+            )
 
     def configure_optimizers(self) -> Any:
         optim = self.cfg.optim

@@ -154,7 +154,6 @@ class AttributeModule(EncoderModule):
         if not outputs or min(outputs) < 1:
             raise ValueError(f"outputs must be a non-empty list of sizes >= 1, got {outputs}")
         self.outputs = [int(o) for o in outputs]
-        self.attributes: torch.Tensor | None = None
         self.build_heads()
 
     def build_heads(self) -> None:
@@ -171,13 +170,13 @@ class AttributeModule(EncoderModule):
         top = torch.tensor(self.outputs).clamp(min=2)
         if bool((table < 0).any()) or bool((table >= top).any()):
             raise ValueError("attribute codes out of range for the model's outputs")
-        self.attributes = table
+        self.set_sample_table("attributes", table)
 
     def batch_attributes(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The ``[B, A]`` codes of a batch's samples."""
-        if self.attributes is None:
+        if "attributes" not in self.sample_tables:
             raise ValueError("no attribute codes registered (set_attributes)")
-        return self.lookup(self.attributes, batch)
+        return self.lookup("attributes", batch)
 
 
 class AttributePredictor(AttributeModule):

@@ -66,7 +66,6 @@ class ClusterClassifier(EncoderModule):
         if num_clusters < 1:
             raise ValueError(f"ce-clusters needs at least one cluster, got {num_clusters}")
         self.head = nn.Linear(feature_dim(self.encoder), num_clusters)
-        self.cluster_ids: torch.Tensor | None = None
 
     def set_cluster_ids(self, ids: torch.Tensor | np.ndarray) -> None:
         """Register the target id (``0..K-1``) of every training sample (row = ``index``);
@@ -80,16 +79,16 @@ class ClusterClassifier(EncoderModule):
             raise ValueError(
                 f"cluster ids must be a vector of ids in 0..{self.head.out_features - 1}"
             )
-        self.cluster_ids = table
+        self.set_sample_table("cluster_ids", table)
 
     def compute_loss(
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if self.cluster_ids is None:
+        if "cluster_ids" not in self.sample_tables:
             raise ValueError("ce-clusters needs cluster ids (set_cluster_ids; configure clusters)")
         views = batch["image"]
         logits = self.head(self(views.flatten(0, 1)))
-        targets = self.lookup(self.cluster_ids, batch).repeat_interleave(views.shape[1])
+        targets = self.lookup("cluster_ids", batch).repeat_interleave(views.shape[1])
         return F.cross_entropy(at_least_float32(logits), targets), {}
 
 

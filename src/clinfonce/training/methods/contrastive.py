@@ -101,34 +101,35 @@ class ContrastiveModule(EncoderModule):
                 for h in self.objective.heads
             }
         )
-        self.assignments: dict[str, torch.Tensor] = {}
 
     # --- per-sample ids ------------------------------------------------------------------
+
+    @property
+    def assignments(self) -> dict[str, torch.Tensor]:
+        """The registered clusterings: name -> per-sample ids (on the module's device)."""
+        return self.sample_tables
 
     def set_assignment(self, name: str, cluster_ids: torch.Tensor) -> None:
         """Register per-sample cluster ids (indexed by the batch's ``index``) under ``name``,
         for terms whose ``ids`` is ``name`` (e.g. re-computed K-means ids each epoch)."""
         if name in BATCH_SOURCES:
             raise ValueError(f"assignment name {name!r} is reserved ({', '.join(BATCH_SOURCES)})")
-        self.assignments[name] = torch.as_tensor(cluster_ids, dtype=torch.int64).cpu()
+        self.set_sample_table(name, torch.as_tensor(cluster_ids, dtype=torch.int64))
 
     def batch_ids(self, source: str, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The ``[B]`` cluster ids of a batch for an ids source (``None`` = instances)."""
         if source == "instance":
             return None
-        if source == "label":
+        if source == "label":  # every training label is known: checked when the module is built
             if source not in batch:
                 raise ValueError(f"the objective needs batch[{source!r}] but the data has none")
-            ids = batch[source]
-            if bool((ids < 0).any()):
-                raise ValueError("SupCon needs a label for every training sample (found -1)")
-            return ids
+            return batch[source]
         if source not in self.assignments:
             raise ValueError(
                 f"no assignment {source!r} registered (set_assignment); have: "
                 f"{', '.join(self.assignments) or 'none'}"
             )
-        return self.lookup(self.assignments[source], batch)
+        return self.lookup(source, batch)
 
     # --- training ------------------------------------------------------------------------
 
@@ -152,12 +153,13 @@ class ContrastiveModule(EncoderModule):
         return result
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["assignments"] = dict(self.assignments)
+        checkpoint["assignments"] = {name: ids.cpu() for name, ids in self.assignments.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Checkpoints from before the unnamed clustering was an assignment lack it: the data
         # registered it already, and the checkpoint's ids (K-means ones) win where both exist.
-        self.assignments.update(checkpoint.get("assignments", {}))
+        for name, ids in checkpoint.get("assignments", {}).items():
+            self.set_sample_table(name, ids)
 
 
 def method_terms(
@@ -228,6 +230,13 @@ class ContrastiveMethod(Method):
     def build(
         self, config: ExperimentConfig, data: PreparedData, terms: Sequence[ObjectiveTerm]
     ) -> EncoderModule:
+        labels = data.train_labels()
+        if any(t.ids == "label" for t in terms) and labels is not None and (labels < 0).any():
+            raise ValueError(
+                f"{config.method.name} contrasts by label but {int((labels < 0).sum())} of "
+                f"{len(labels)} training rows have none ({config.data.label_column} missing): "
+                "give every training row a label or choose another method"
+            )
         module = ContrastiveModule(config, terms=terms, **data_shape(data))
         if data.clusters is not None:
             module.set_assignment(

@@ -322,7 +322,7 @@ class KMeansReclustering(Callback):
             "seconds": seconds,
         }
         if previous is not None:
-            record["nmi_previous"] = cluster_metrics(ids, previous.numpy(), ami=False)["nmi"]
+            record["nmi_previous"] = cluster_metrics(ids, previous.cpu().numpy(), ami=False)["nmi"]
         if self.labels is not None:
             known = self.labels >= 0
             if known.any():
