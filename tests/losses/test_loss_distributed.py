@@ -45,11 +45,17 @@ CASES = {  # name: (views, uses ids, uses mask)
 
 
 def _loss_and_grads(
-    x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor | None, mask: torch.Tensor | None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    ids: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    rows_per_rank: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x = x.clone().requires_grad_()
     weight = weight.clone().requires_grad_()
-    loss = cl_infonce_loss(x @ weight, ids, mask, temperature=0.3, gather_distributed=True)
+    loss = cl_infonce_loss(
+        x @ weight, ids, mask, temperature=0.3, gather_distributed=True, rows_per_rank=rows_per_rank
+    )
     loss.backward()
     assert x.grad is not None and weight.grad is not None
     return loss.detach(), x.grad, weight.grad
@@ -67,6 +73,12 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             ids = IDS[rows] if use_ids else None
             mask = _mask()[rows] if use_mask else None
             results[name] = _loss_and_grads(x[rows], weight, ids, mask)
+            # The row counts given (as a training loop does) instead of exchanged: same result.
+            results[f"{name}, rows given"] = _loss_and_grads(x[rows], weight, ids, mask, SPLIT)
+        try:
+            _loss_and_grads(x[rows], weight, None, None, SPLIT[::-1])
+        except ValueError as error:
+            results["wrong rows"] = str(error)
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -76,11 +88,18 @@ def test_two_processes_match_single_process(tmp_path: Path) -> None:
     spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     assert os.environ.get("RANK") is None  # the test process itself stays single-process
+    assert (
+        "expected 2 row counts with this process's (4) at index 0; got [3, 4]"
+        in ranks[0]["wrong rows"]
+    )
     for name, (views, use_ids, use_mask) in CASES.items():
         x, weight = _inputs(views)
         loss, x_grad, weight_grad = _loss_and_grads(
             x, weight, IDS if use_ids else None, _mask() if use_mask else None
         )
+        for r in ranks:
+            for given, exchanged in zip(r[f"{name}, rows given"], r[name], strict=True):
+                torch.testing.assert_close(given, exchanged, rtol=0, atol=0, msg=name)
         rank_losses = torch.stack([r[name][0] for r in ranks])
         # The mean of the per-rank losses is the loss of the whole batch ...
         torch.testing.assert_close(rank_losses.mean(), loss, msg=name)

@@ -171,13 +171,17 @@ def color_jitter(
     return x
 
 
-# RGB <-> YIQ (NTSC) matrices; rotating the I-Q plane shifts hue.
+# RGB <-> YIQ (NTSC) matrices; rotating the I-Q plane shifts hue. The inverse is computed once
+# here, in float64, not per batch (an inverse on the device waits for it on some backends).
 _RGB2YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+_YIQ2RGB = tuple(
+    tuple(row) for row in torch.linalg.inv(torch.tensor(_RGB2YIQ, dtype=torch.float64)).tolist()
+)
 
 
 def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     to_yiq = x.new_tensor(_RGB2YIQ)
-    from_yiq = torch.linalg.inv(to_yiq)
+    from_yiq = x.new_tensor(_YIQ2RGB)
     cos, sin = angle.cos(), angle.sin()
     rot = torch.zeros(len(angle), 3, 3, dtype=x.dtype, device=x.device)
     rot[:, 0, 0] = 1

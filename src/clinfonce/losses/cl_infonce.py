@@ -24,6 +24,7 @@ needs no mask at all: with ``S_c`` the sum of all views in cluster ``c``,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,7 @@ def cl_infonce_loss(
     base_temperature: float | None = None,
     normalize: bool = True,
     gather_distributed: bool = False,
+    rows_per_rank: Sequence[int] | None = None,
     chunk_size: int | None = None,
 ) -> Tensor:
     """The Cl-InfoNCE loss of a batch (functional form of :class:`ClInfoNCELoss`).
@@ -78,6 +80,9 @@ def cl_infonce_loss(
             DistributedDataParallel's averaged gradient equal the single-process gradient of
             the global batch (even when processes have different numbers of valid anchors).
             A no-op on one process.
+        rows_per_rank: with ``gather_distributed``, every process's ``N`` in rank order when
+            the caller knows them (a training loop does, from its global batch size): saves
+            exchanging them, and waiting for that, on every call. None exchanges them.
         chunk_size: anchor rows per block of the denominator (memory vs. speed); None picks
             blocks of about 4M logits
             (CPU) or 64M logits (GPU).
@@ -107,6 +112,7 @@ def cl_infonce_loss(
         base_temperature=base_temperature,
         normalize=normalize,
         gather_distributed=gather_distributed,
+        rows_per_rank=rows_per_rank,
         chunk_size=chunk_size,
     )
     return loss
@@ -121,6 +127,7 @@ def cl_infonce_loss_with_count(
     base_temperature: float | None = None,
     normalize: bool = True,
     gather_distributed: bool = False,
+    rows_per_rank: Sequence[int] | None = None,
     chunk_size: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """:func:`cl_infonce_loss` plus the number of this process's anchors that had a positive.
@@ -156,6 +163,7 @@ def cl_infonce_loss_with_count(
             base_temperature=base_temperature,
             normalize=normalize,
             gather_distributed=gather_distributed,
+            rows_per_rank=rows_per_rank,
             chunk_size=chunk_size,
         )
 
@@ -169,6 +177,7 @@ def _loss_and_count(
     base_temperature: float | None,
     normalize: bool,
     gather_distributed: bool,
+    rows_per_rank: Sequence[int] | None,
     chunk_size: int | None,
 ) -> tuple[Tensor, Tensor]:
     """The loss of checked inputs (float32 or float64 features), with shapes that do not depend
@@ -177,7 +186,7 @@ def _loss_and_count(
     n, views, _ = features.shape
     local = F.normalize(features, dim=-1) if normalize else features
     if gather_distributed:
-        everything, first = gather_with_grad(local)
+        everything, first = gather_with_grad(local, rows_per_rank)
     else:
         everything, first = local, 0
     total_views = everything.shape[0] * views
@@ -188,7 +197,7 @@ def _loss_and_count(
         )
 
     if ids is not None and gather_distributed:
-        ids = gather_rows(ids)[0]
+        ids = gather_rows(ids, rows_per_rank)[0]
     positive_sums, positive_samples = _positive_groups(everything.sum(dim=1), ids, mask, first, n)
     num_positives = views * positive_samples - 1  # [N], the same for every view of a sample
     valid = num_positives >= 1
@@ -266,9 +275,14 @@ class ClInfoNCELoss(nn.Module):
         return int(self._last_valid)
 
     def forward(
-        self, features: Tensor, cluster_ids: Tensor | None = None, mask: Tensor | None = None
+        self,
+        features: Tensor,
+        cluster_ids: Tensor | None = None,
+        mask: Tensor | None = None,
+        rows_per_rank: Sequence[int] | None = None,
     ) -> Tensor:
-        """Loss of one batch; ``features`` ``[N, V, D]``, ``cluster_ids`` ``[N]`` or ``mask``."""
+        """Loss of one batch; ``features`` ``[N, V, D]``, ``cluster_ids`` ``[N]`` or ``mask``
+        (``rows_per_rank``: see :func:`cl_infonce_loss`)."""
         loss, self._last_valid = cl_infonce_loss_with_count(
             features,
             cluster_ids,
@@ -277,6 +291,7 @@ class ClInfoNCELoss(nn.Module):
             base_temperature=self.base_temperature,
             normalize=self.normalize,
             gather_distributed=self.gather_distributed,
+            rows_per_rank=rows_per_rank,
             chunk_size=self.chunk_size,
         )
         return loss

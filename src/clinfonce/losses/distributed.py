@@ -9,11 +9,14 @@ processes (``all_reduce``) gives the gradient of the sum of all processes' losse
 process keeps the slice that belongs to its own input.
 
 Processes may hold different numbers of rows (e.g. a last, smaller batch); rows are padded
-for the transfer and trimmed afterwards.
+for the transfer and trimmed afterwards. The counts are exchanged first, and read on the
+host, unless the caller passes them (``sizes``): a training loop knows them from its global
+batch size, and then a gather never waits for the device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -34,11 +37,12 @@ def distributed_world() -> tuple[int, int]:
     return 0, 1
 
 
-def gather_rows(tensor: Tensor) -> tuple[Tensor, int]:
+def gather_rows(tensor: Tensor, sizes: Sequence[int] | None = None) -> tuple[Tensor, int]:
     """Concatenate ``tensor`` from all processes along dim 0, without gradient.
 
     Args:
         tensor: ``[n_rank, ...]``; the trailing shape and dtype must agree across processes.
+        sizes: every process's ``n_rank`` in rank order, when known (else exchanged).
 
     Returns:
         ``(gathered, offset)``: the rows of every process in rank order, and the index of
@@ -53,11 +57,11 @@ def gather_rows(tensor: Tensor) -> tuple[Tensor, int]:
     rank, world = distributed_world()
     if world == 1:
         return tensor, 0
-    sizes = _row_counts(tensor)
+    sizes = _row_counts(tensor, sizes)
     return _all_gather_rows(tensor, sizes), sum(sizes[:rank])
 
 
-def gather_with_grad(tensor: Tensor) -> tuple[Tensor, int]:
+def gather_with_grad(tensor: Tensor, sizes: Sequence[int] | None = None) -> tuple[Tensor, int]:
     """Like :func:`gather_rows`, but gradients reach every process's input.
 
     The backward pass sums the gradient of the gathered tensor over processes and returns this
@@ -76,7 +80,7 @@ def gather_with_grad(tensor: Tensor) -> tuple[Tensor, int]:
     rank, world = distributed_world()
     if world == 1:
         return tensor, 0
-    sizes = _row_counts(tensor)
+    sizes = _row_counts(tensor, sizes)
     offset = sum(sizes[:rank])
     gathered: Tensor = _GatherWithGrad.apply(tensor, sizes, offset)
     return gathered, offset
@@ -97,7 +101,15 @@ def all_reduce_sum(value: Tensor) -> Tensor:
     return total
 
 
-def _row_counts(tensor: Tensor) -> list[int]:
+def _row_counts(tensor: Tensor, known: Sequence[int] | None) -> list[int]:
+    if known is not None:
+        rank, world = distributed_world()
+        if len(known) != world or known[rank] != tensor.shape[0]:
+            raise ValueError(
+                f"sizes: expected {world} row counts with this process's ({tensor.shape[0]}) "
+                f"at index {rank}; got {list(known)}"
+            )
+        return list(known)
     local = torch.tensor([tensor.shape[0]], device=tensor.device, dtype=torch.int64)
     counts = [torch.empty_like(local) for _ in range(distributed_world()[1])]
     dist.all_gather(counts, local)

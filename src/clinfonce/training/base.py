@@ -19,6 +19,7 @@ import torch
 from clinfonce.data.augment import BatchAugment, resize_square
 from clinfonce.data.splits import stream_seed
 from clinfonce.models import build_encoder
+from clinfonce.training.distributed import batch_shares
 from clinfonce.training.schedule import warmup_cosine
 
 if TYPE_CHECKING:  # the config schema includes the methods' settings, which build on this
@@ -110,6 +111,13 @@ class EncoderModule(L.LightningModule):
         """The rows of the per-sample table ``name`` for a batch's samples: how every
         per-sample id or target reaches a step."""
         return self.sample_tables[name][batch["index"]]
+
+    def rows_per_rank(self) -> list[int] | None:
+        """Every process's rows in a training batch under DDP (training drops a last, smaller
+        batch, so each step's global batch is ``train.batch_size``), for losses that gather
+        across processes; None outside a multi-process fit."""
+        world = self._trainer.world_size if self._trainer is not None else 1
+        return batch_shares(self.cfg.train.batch_size, world) if world > 1 else None
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:
         # .to(device) and friends move the per-sample tables as they move buffers (their

@@ -205,6 +205,17 @@ def broadcast_object(value: T, src: int = 0) -> T:
     return out
 
 
+def batch_shares(batch_size: int, world: int) -> list[int]:
+    """Rows of every process in a global batch of ``batch_size`` (as
+    :class:`DistributedBatchSampler` splits it).
+
+    Examples:
+        >>> batch_shares(10, 4)
+        [3, 3, 2, 2]
+    """
+    return [_share(batch_size, rank, world)[1] for rank in range(world)]
+
+
 def _share(size: int, rank: int, world: int) -> tuple[int, int]:
     """``(offset, count)`` of rank's contiguous part when ``size`` items split ``world`` ways."""
     base, extra = divmod(size, world)

@@ -224,6 +224,7 @@ class Objective(nn.Module):
         projections: Mapping[str, torch.Tensor],
         ids: Mapping[str, torch.Tensor | None],
         epoch: int | None = None,
+        rows_per_rank: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and each active term's (unweighted) value.
 
@@ -232,13 +233,17 @@ class Objective(nn.Module):
             ids: ids source -> ``[N]`` cluster ids (``None`` for ``instance``).
             epoch: the training epoch; terms outside their epochs are skipped, not computed
                 (``None``: every term).
+            rows_per_rank: every process's batch rows under DDP, when known (see
+                :func:`clinfonce.losses.cl_infonce_loss`).
         """
         parts: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=next(iter(projections.values())).device)
         for term, loss_fn in zip(self.terms, self.losses, strict=True):
             if epoch is not None and not term.active(epoch):
                 continue
-            value = loss_fn(projections[term.head], cluster_ids=ids[term.ids])
+            value = loss_fn(
+                projections[term.head], cluster_ids=ids[term.ids], rows_per_rank=rows_per_rank
+            )
             parts[term.name] = value.detach()
             total = total + term.weight * value
         return total, parts

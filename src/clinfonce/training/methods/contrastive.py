@@ -148,7 +148,7 @@ class ContrastiveModule(EncoderModule):
         }
         ids = {t.ids: self.batch_ids(t.ids, batch) for t in terms}
         result: tuple[torch.Tensor, dict[str, torch.Tensor]] = self.objective(
-            projections, ids, epoch
+            projections, ids, epoch, self.rows_per_rank()
         )
         return result
 
