@@ -68,13 +68,47 @@ class AugmentParams:
                 raise ValueError(f"augment.{name} must be a probability, got {getattr(self, name)}")
 
 
-def _uniform(
-    n: int, low: float, high: float, gen: torch.Generator | None, like: torch.Tensor
-) -> torch.Tensor:
-    """``n`` draws of ``U(low, high)`` in ``like``'s dtype and device. The stream is drawn in
-    float32 whatever the dtype (so a float64 model sees the views a float32 one does), and
-    everything after it is computed in the images' dtype."""
-    return torch.rand(n, generator=gen, device=like.device).to(like.dtype) * (high - low) + low
+class Uniforms:
+    """The uniform ``[0, 1)`` draws of an augmentation, one ``[n]`` column per call, in order.
+
+    Eagerly they come from a generator, one ``torch.rand`` call each. A compiled step cannot
+    take a generator, so its draws are made first (:meth:`BatchAugment.draw`, eagerly, the
+    same calls) and the augmentation reads them from that ``[n, k]`` table: the same views
+    either way.
+
+    Args:
+        n: images (rows) per column.
+        source: a generator (None: the global one) or a table of draws ``[n, k]``.
+        device: where eager draws are made.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        source: torch.Generator | torch.Tensor | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        self.n, self.source, self.device = n, source, device
+        self.used = 0
+
+    def __call__(self) -> torch.Tensor:
+        """The next ``[n]`` float32 draws."""
+        if isinstance(self.source, torch.Tensor):
+            column = self.source[:, self.used]
+        else:
+            column = torch.rand(self.n, generator=self.source, device=self.device)
+        self.used += 1
+        return column
+
+    def between(self, low: float, high: float, like: torch.Tensor) -> torch.Tensor:
+        """The next draws as ``U(low, high)`` in ``like``'s dtype. Drawn in float32 whatever
+        the dtype (so a float64 model sees the views a float32 one does); everything after
+        the draw is computed in the images' dtype."""
+        return self().to(like.dtype) * (high - low) + low
+
+
+def _uniforms(source: torch.Generator | Uniforms | None, images: torch.Tensor) -> Uniforms:
+    return source if isinstance(source, Uniforms) else Uniforms(len(images), source, images.device)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +123,7 @@ def resized_crop_flip(
     scale: tuple[float, float] | list[float],
     ratio: tuple[float, float] | list[float],
     flip_p: float,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Uniforms | None = None,
 ) -> torch.Tensor:
     """Independent random resized crop + horizontal flip of every image, in one resampling.
 
@@ -101,7 +135,8 @@ def resized_crop_flip(
         images: float ``[N, C, H, W]``.
         size: output side.
         scale, ratio, flip_p: as :class:`AugmentParams`.
-        generator: random source (e.g. seeded per step for exact resumes).
+        generator: random source (e.g. seeded per step for exact resumes), or the
+            :class:`Uniforms` of a whole augmentation.
 
     Returns:
         float ``[N, C, size, size]``.
@@ -112,22 +147,19 @@ def resized_crop_flip(
         torch.Size([4, 3, 24, 24])
     """
     n, _, height, width = images.shape
-    dev = images.device
-    area = _uniform(n, scale[0], scale[1], generator, images)
-    log_ratio = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, images)
+    draw = _uniforms(generator, images)
+    area = draw.between(scale[0], scale[1], images)
+    log_ratio = draw.between(math.log(ratio[0]), math.log(ratio[1]), images)
     aspect = log_ratio.exp()
     # Crop sides as fractions of the image's width and height.
     w = (area * aspect * height / width).sqrt().clamp(max=1.0)
     h = (area / aspect * width / height).sqrt().clamp(max=1.0)
-    cx = _uniform(n, -1, 1, generator, images) * (1 - w)
-    cy = _uniform(n, -1, 1, generator, images) * (1 - h)
-    flip = torch.rand(n, generator=generator, device=dev) < flip_p
+    cx = draw.between(-1, 1, images) * (1 - w)
+    cy = draw.between(-1, 1, images) * (1 - h)
+    flip = draw() < flip_p
     sign = 1.0 - 2.0 * flip.to(images.dtype)
-    theta = torch.zeros(n, 2, 3, dtype=images.dtype, device=dev)
-    theta[:, 0, 0] = w * sign
-    theta[:, 0, 2] = cx
-    theta[:, 1, 1] = h
-    theta[:, 1, 2] = cy
+    zero = torch.zeros_like(w)
+    theta = torch.stack([w * sign, zero, cx, zero, h, cy], dim=1).view(n, 2, 3)
     grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -136,7 +168,7 @@ def color_jitter(
     images: torch.Tensor,
     strengths: tuple[float, float, float, float] | list[float],
     p: float,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Uniforms | None = None,
 ) -> torch.Tensor:
     """Per-image random brightness, contrast, saturation and hue, each image with prob ``p``.
 
@@ -150,11 +182,11 @@ def color_jitter(
         torch.Size([8, 3, 4, 4])
     """
     n, channels = images.shape[:2]
-    dev = images.device
-    apply = torch.rand(n, generator=generator, device=dev) < p
+    draw = _uniforms(generator, images)
+    apply = draw() < p
 
     def factor(strength: float) -> torch.Tensor:
-        f = _uniform(n, max(0.0, 1 - strength), 1 + strength, generator, images)
+        f = draw.between(max(0.0, 1 - strength), 1 + strength, images)
         return torch.where(apply, f, torch.ones_like(f)).view(n, 1, 1, 1)
 
     brightness, contrast, saturation, hue = strengths
@@ -166,7 +198,7 @@ def color_jitter(
         return x
     x = torch.lerp(_gray(x), x, factor(saturation)).clamp_(0, 1)
     if hue > 0:
-        angle = _uniform(n, -hue, hue, generator, x) * (2 * math.pi) * apply
+        angle = draw.between(-hue, hue, x) * (2 * math.pi) * apply
         x = _rotate_hue(x, angle)
     return x
 
@@ -183,21 +215,19 @@ def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     to_yiq = x.new_tensor(_RGB2YIQ)
     from_yiq = x.new_tensor(_YIQ2RGB)
     cos, sin = angle.cos(), angle.sin()
-    rot = torch.zeros(len(angle), 3, 3, dtype=x.dtype, device=x.device)
-    rot[:, 0, 0] = 1
-    rot[:, 1, 1], rot[:, 1, 2] = cos, -sin
-    rot[:, 2, 1], rot[:, 2, 2] = sin, cos
+    zero, one = torch.zeros_like(angle), torch.ones_like(angle)
+    rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
     matrix = from_yiq @ rot @ to_yiq  # [N, 3, 3]
     return torch.bmm(matrix, x.flatten(2)).view_as(x).clamp_(0, 1)
 
 
 def random_grayscale(
-    images: torch.Tensor, p: float, generator: torch.Generator | None = None
+    images: torch.Tensor, p: float, generator: torch.Generator | Uniforms | None = None
 ) -> torch.Tensor:
     """Replace each RGB image by its luma (kept 3-channel) with probability ``p``."""
     if images.shape[1] != 3 or p <= 0:
         return images
-    pick = torch.rand(len(images), generator=generator, device=images.device) < p
+    pick = _uniforms(generator, images)() < p
     return torch.where(pick.view(-1, 1, 1, 1), _gray(images).expand_as(images), images)
 
 
@@ -218,24 +248,27 @@ class BatchAugment:
         self,
         images: torch.Tensor,
         views: int = 2,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | torch.Tensor | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
         """``uint8 [B, C, H, W]`` -> ``dtype`` ``[B, views, C, size, size]`` in ``[0, 1]``
         (float64 for a float64 model, so that its results do not depend on float32
-        rounding)."""
+        rounding). ``generator`` may be the table of :meth:`draw` instead."""
         b, c = images.shape[:2]
         x = images.to(dtype).div_(255)
         x = x.repeat_interleave(views, dim=0)  # view v of sample i at row i * views + v
+        draw = Uniforms(len(x), generator, x.device)
         p = self.params
         if not p.enabled:
             x = resize_square(x, self.size)
         else:
-            x = resized_crop_flip(x, self.size, p.crop_scale, p.crop_ratio, p.flip_p, generator)
-        return self.colour(x, generator).view(b, views, c, self.size, self.size)
+            x = resized_crop_flip(x, self.size, p.crop_scale, p.crop_ratio, p.flip_p, draw)
+        return self.colour(x, draw).view(b, views, c, self.size, self.size)
 
     def colour(
-        self, images: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | torch.Tensor | Uniforms | None = None,
     ) -> torch.Tensor:
         """Colour jitter and random grayscale of ``[0, 1]`` float images (any leading dims):
         the colour part of the augmentation, for views whose crop was made elsewhere."""
@@ -243,9 +276,56 @@ class BatchAugment:
         if not p.enabled:
             return images
         x = images.reshape(-1, *images.shape[-3:])
-        if p.jitter_p > 0 and any(s > 0 for s in p.jitter):
-            x = color_jitter(x, p.jitter, p.jitter_p, generator)
-        return random_grayscale(x, p.grayscale_p, generator).view(images.shape)
+        draw = (
+            generator if isinstance(generator, Uniforms) else Uniforms(len(x), generator, x.device)
+        )
+        if self.jitters:
+            x = color_jitter(x, p.jitter, p.jitter_p, draw)
+        return random_grayscale(x, p.grayscale_p, draw).view(images.shape)
+
+    @property
+    def jitters(self) -> bool:
+        """Whether the colour part includes the jitter."""
+        return self.params.jitter_p > 0 and any(s > 0 for s in self.params.jitter)
+
+    def draw_count(self, channels: int, crop: bool) -> int:
+        """Uniform columns one image's views consume: the crop's five (area, ratio, centre,
+        flip) when ``crop``, the jitter's (apply, brightness, contrast, and for RGB
+        saturation and hue), random grayscale's one (RGB)."""
+        p = self.params
+        if not p.enabled:
+            return 0
+        rgb = channels == 3
+        jitter = 3 + (1 + (p.jitter[3] > 0) if rgb else 0) if self.jitters else 0
+        return 5 * crop + jitter + (rgb and p.grayscale_p > 0)
+
+    def draw(
+        self,
+        rows: int,
+        channels: int,
+        crop: bool,
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+    ) -> torch.Tensor:
+        """The float32 ``[rows, k]`` draws of an augmentation of ``rows`` views, made eagerly
+        with the calls that :meth:`__call__` (``crop``) or :meth:`colour` would make: pass
+        the table as their ``generator`` for the same views, e.g. inside a compiled step.
+
+        Examples:
+            >>> aug = BatchAugment(AugmentParams(), size=8)
+            >>> images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+            >>> table = aug.draw(8, 3, crop=True, generator=torch.Generator().manual_seed(0))
+            >>> table.shape
+            torch.Size([8, 11])
+            >>> eager = aug(images, 2, torch.Generator().manual_seed(0))
+            >>> torch.equal(aug(images, 2, table), eager)
+            True
+        """
+        draw = Uniforms(rows, generator, device)
+        columns = [draw() for _ in range(self.draw_count(channels, crop))]
+        if not columns:
+            return torch.empty(rows, 0, device=device)
+        return torch.stack(columns, dim=1)
 
 
 def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch
 
 from clinfonce.data.augment import BatchAugment, resize_square
 from clinfonce.data.splits import stream_seed
+from clinfonce.losses.precision import full_precision
 from clinfonce.models import build_encoder
 from clinfonce.training.distributed import batch_shares
 from clinfonce.training.schedule import warmup_cosine
@@ -83,6 +84,8 @@ class EncoderModule(L.LightningModule):
         self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1), persistent=False)
         self.image_size = image_size
         self.augment = BatchAugment(self.cfg.augment, image_size)
+        #: :meth:`step`, compiled once when ``model.compile`` is on (on first use).
+        self.compiled_step = torch.compile(self.step) if model.compile else self.step
         if model.channels_last:  # only 4-d weights change: heads added later need nothing
             self.to(memory_format=torch.channels_last)
 
@@ -160,7 +163,8 @@ class EncoderModule(L.LightningModule):
     # --- training ------------------------------------------------------------------------
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Turn training images into normalised views ``[B, V, C, S, S]`` on the device."""
+        """Draw the random numbers of a training batch's augmentation (``draws``), on the
+        device, from a generator seeded by the step: :meth:`step` makes the views."""
         if not self.trainer.training:
             return batch
         images = batch["image"]
@@ -168,12 +172,30 @@ class EncoderModule(L.LightningModule):
         generator.manual_seed(
             stream_seed(self.cfg.train.seed, self.global_step + self.global_rank * _RANK_STRIDE)
         )
-        if images.dim() == 4:  # an array's images: augment the whole batch here
-            views = self.augment(images, self.cfg.train.views, generator, dtype=self.float_dtype)
-        else:  # views of files, cropped per sample: their colour part is done here
-            views = self.augment.colour(images.to(self.float_dtype).div_(255), generator)
-        batch["image"] = self.normalise(views)
+        crop = images.dim() == 4  # an array's images, else views of files cropped per sample
+        rows = len(images) * (self.cfg.train.views if crop else images.shape[1])
+        batch["draws"] = self.augment.draw(rows, images.shape[-3], crop, generator, images.device)
         return batch
+
+    def views(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Normalised views ``[B, V, C, S, S]`` of a training batch from its ``uint8`` images
+        and ``draws``: an array's images are augmented whole, views of files (cropped in the
+        loader) get their colour part."""
+        images, draws = batch["image"], batch["draws"]
+        if images.dim() == 4:
+            views = self.augment(images, self.cfg.train.views, draws, dtype=self.float_dtype)
+        else:
+            views = self.augment.colour(images.to(self.float_dtype).div(255), draws)
+        return self.normalise(views)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and named parts of a training batch as it comes from the loader: augmentation,
+        encoder, heads and objective, with no data-dependent shape and no transfer to the
+        host, so that ``model.compile`` compiles all of it as one graph. The views are made
+        with autocast off (mixed precision is for the model, not the pixels)."""
+        with full_precision(batch["image"].device):
+            views = self.views(batch)
+        return self.compute_loss({**batch, "image": views})
 
     def compute_loss(
         self, batch: dict[str, torch.Tensor]
@@ -183,7 +205,7 @@ class EncoderModule(L.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, parts = self.compute_loss(batch)
+        loss, parts = self.compiled_step(batch)
         self.check_finite(loss)
         size = len(batch["image"])
         # Under DDP, the mean over processes is the global batch's loss (a no-op in one).

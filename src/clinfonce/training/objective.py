@@ -237,7 +237,7 @@ class Objective(nn.Module):
                 :func:`clinfonce.losses.cl_infonce_loss`).
         """
         parts: dict[str, torch.Tensor] = {}
-        total = torch.zeros((), device=next(iter(projections.values())).device)
+        total: torch.Tensor | None = None
         for term, loss_fn in zip(self.terms, self.losses, strict=True):
             if epoch is not None and not term.active(epoch):
                 continue
@@ -245,5 +245,10 @@ class Objective(nn.Module):
                 projections[term.head], cluster_ids=ids[term.ids], rows_per_rank=rows_per_rank
             )
             parts[term.name] = value.detach()
-            total = total + term.weight * value
+            # A weight of 1 is not multiplied in: a compiled step returning ``1.0 * value``
+            # beside ``value.detach()`` lost the loss's gradient (torch 2.14's inductor).
+            weighted = value if term.weight == 1 else term.weight * value
+            total = weighted if total is None else total + weighted
+        if total is None:
+            raise ValueError(f"no objective term trains in epoch {epoch}")
         return total, parts

@@ -32,6 +32,9 @@ class ModelConfig:
         head_out: output width of the projection head.
         channels_last: use the channels-last memory format (measured 1.35x faster for the
             small CNN on this 2-core CPU).
+        compile: compile the training step (augmentation, encoder, heads, objective) with
+            ``torch.compile``; off by default until measured on a GPU (on a 2-core CPU it
+            was no faster: benchmarks/bench_train.py).
     """
 
     encoder: str = "small-cnn"
@@ -39,6 +42,7 @@ class ModelConfig:
     head_hidden: int = 256
     head_out: int = 128
     channels_last: bool = True
+    compile: bool = False
 
 
 @dataclass
