@@ -31,6 +31,7 @@ import pandas as pd
 
 from clinfonce.clusters._codes import dense_rank
 from clinfonce.clusters.tables import require_columns
+from clinfonce.paths import PathOption
 
 Backend = Literal["auto", "faiss", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -310,7 +311,7 @@ def build_kmeans(
     *,
     n_clusters: int,
     columns: Sequence[str] | None = None,
-    embeddings: str | None = None,
+    embeddings: PathOption | None = None,
     spherical: bool = True,
     iterations: int = 20,
     restarts: int = 1,
