@@ -3,19 +3,32 @@ move to the device, and the device paths' CPU-checkable parts."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from clinfonce.clusters.kmeans import _kmeans_on_device, kmeans
-from clinfonce.evaluation import extract_features, knn_evaluate, logistic_probe
+from clinfonce.evaluation import extract_features, knn_evaluate, logistic_probe, sgd_probe
 from clinfonce.evaluation.features import module_device, use_tf32_matmul
 from clinfonce.evaluation.knn import _faiss_gpu
 
 
-def _tiny_case() -> tuple[torch.Tensor, torch.Tensor]:
-    """Features of 60 images (3 classes by brightness) from a seeded linear encoder."""
+class _Tiny(NamedTuple):
+    model: nn.Module
+    data: list[dict[str, torch.Tensor]]
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self.model(images.float() / 255)
+        return output
+
+
+def _tiny_case() -> _Tiny:
+    """60 images (3 classes by brightness), a seeded linear encoder, their features."""
     torch.manual_seed(0)
     labels = torch.arange(60) % 3
     images = (torch.randint(0, 120, (60, 1, 8, 8)) + 60 * labels[:, None, None, None]).to(
@@ -23,15 +36,23 @@ def _tiny_case() -> tuple[torch.Tensor, torch.Tensor]:
     )
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 8))
     data = [{"image": images[i], "label": labels[i]} for i in range(60)]
-    x, y = extract_features(lambda b: model(b.float() / 255), data, batch_size=16, model=model)
+    case = _Tiny(model, data, torch.empty(0), torch.empty(0))
+    x, y = extract_features(case.embed, data, batch_size=16, model=model)
     assert y is not None
-    return x, y
+    return case._replace(x=x, y=y)
+
+
+def _flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flipped = torch.rand(len(images), 1, 1, 1, generator=generator) < 0.5
+    return torch.where(flipped, images.flip(-1), images)
 
 
 def test_knn_and_linear_numbers_are_those_of_the_cpu_code_before() -> None:
     """Measured with the evaluation code before features stayed on the device (commit
-    1326d42): kNN and the logistic probe give the same accuracies (fractions of 20 queries)."""
-    x, y = _tiny_case()
+    1326d42): kNN and the logistic and SGD probes give the same accuracies (fractions of 20
+    queries)."""
+    case = _tiny_case()
+    x, y = case.x, case.y
     assert x.device.type == "cpu" and x.dtype == torch.float32
     knn = knn_evaluate(x[:40], y[:40], x[40:], y[40:], ks=(1, 5, 20), topk=(1, 2))
     assert knn == {1: {1: 0.7, 2: 0.7}, 5: {1: 0.8, 2: 0.9}, 20: {1: 0.65, 2: 0.95}}
@@ -45,10 +66,23 @@ def test_knn_and_linear_numbers_are_those_of_the_cpu_code_before() -> None:
         "validation": {"0.1": 0.75, "1.0": 0.875, "10.0": 0.875},
         "val_fraction": 0.2,
     }
+    sgd = sgd_probe(
+        case.embed,
+        case.data[:40],  # type: ignore[arg-type]
+        x[40:],
+        y[40:],
+        num_classes=3,
+        augment=_flip,
+        epochs=5,
+        lr=0.1,
+        batch_size=8,
+        model=case.model,
+    )
+    assert sgd.accuracy == {1: 0.95, 5: 1.0}
 
 
 def test_kmeans_of_a_cpu_tensor_is_that_of_its_array() -> None:
-    x, _ = _tiny_case()
+    x = _tiny_case().x
     from_tensor = kmeans(x, 3, restarts=2, seed=0)
     from_array = kmeans(x.numpy(), 3, restarts=2, seed=0)
     np.testing.assert_array_equal(from_tensor.assignments, from_array.assignments)
