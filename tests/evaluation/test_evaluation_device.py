@@ -115,3 +115,21 @@ def test_module_device() -> None:
     assert module_device(None) is None
     assert module_device(nn.Flatten()) is None  # no parameters or buffers
     assert module_device(nn.BatchNorm1d(2)) == torch.device("cpu")
+
+
+def test_features_stay_on_the_models_device() -> None:
+    """Images go to the model's device and the features are not brought back (the "meta"
+    device stands in for a GPU here: a copy to the CPU would fail)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3)).to("meta")
+    data = [{"image": torch.zeros(1, 2, 2), "label": torch.tensor(i % 2)} for i in range(5)]
+    seen: list[torch.device] = []
+
+    def embed(images: torch.Tensor) -> torch.Tensor:
+        seen.append(images.device)
+        output: torch.Tensor = model(images)
+        return output
+
+    x, y = extract_features(embed, data, batch_size=2, model=model)
+    assert seen == [torch.device("meta")] * 3
+    assert x.device.type == "meta" and x.shape == (5, 3)
+    assert y is not None and y.device.type == "cpu" and y.tolist() == [0, 1, 0, 1, 0]

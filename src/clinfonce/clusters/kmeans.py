@@ -73,7 +73,7 @@ def _faiss() -> Any:
 
 def _device_points(x: np.ndarray | torch.Tensor) -> torch.Tensor | None:
     """The points when they are a tensor on an accelerator (clustered there), else ``None``."""
-    if isinstance(x, np.ndarray) or type(x).__module__.split(".")[0] != "torch":
+    if isinstance(x, np.ndarray) or not hasattr(x, "detach"):  # not a torch tensor
         return None
     return None if x.device.type == "cpu" else x
 
@@ -252,8 +252,12 @@ def _kmeans_on_device(
             start = _normalise(start)
         centroids = _lloyd_torch(points, start, spherical, iterations)
         assignments = _nearest_torch(points, centroids)
-        diff = points.double() - centroids.double()[assignments]
-        total = float((diff * diff).sum())
+        total = sum(  # float64 in blocks, as :func:`inertia`
+            float(((block.double() - centroids.double()[ids]) ** 2).sum())
+            for block, ids in zip(
+                torch.split(points, _CHUNK), torch.split(assignments, _CHUNK), strict=True
+            )
+        )
         if best is None or total < best[0]:
             best = (total, assignments, centroids)
     assert best is not None
