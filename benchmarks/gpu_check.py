@@ -71,6 +71,7 @@ class Sizes:
     small_batch: int
     resnet_batch: int
     resnet_size: int
+    resnet_steps: int
     eval_bank: int
     eval_queries: int
     kmeans_points: int
@@ -88,6 +89,7 @@ FULL = Sizes(
     small_batch=512,
     resnet_batch=128,
     resnet_size=224,
+    resnet_steps=10,
     eval_bank=20000,
     eval_queries=5000,
     kmeans_points=126_000,
@@ -104,6 +106,7 @@ SMOKE = Sizes(
     small_batch=32,
     resnet_batch=4,
     resnet_size=64,
+    resnet_steps=2,
     eval_bank=600,
     eval_queries=200,
     kmeans_points=3000,
@@ -244,7 +247,7 @@ def compile_rows(sizes: Sizes, device: str) -> list[Row]:
 
 
 def resnet_rows(sizes: Sizes, device: str) -> list[Row]:
-    batch, size, steps = sizes.resnet_batch, sizes.resnet_size, sizes.train_steps
+    batch, size, steps = sizes.resnet_batch, sizes.resnet_size, sizes.resnet_steps
     config = _train_config("resnet50", batch, size, "train.precision=bf16-mixed")
     data = _train_data(config, size, steps)
     reference = ContrastiveModule(

@@ -17,7 +17,7 @@ from clinfonce.data.sources import _REGISTRY, available_sources, source_path_opt
 from clinfonce.experiments.embed import embed_run
 from clinfonce.experiments.eval_settings import EvalSettings
 from clinfonce.experiments.evaluate import evaluate_run
-from clinfonce.paths import names_path, path_fields
+from clinfonce.paths import path_fields
 from clinfonce.training import train
 from clinfonce.training.config import (
     ExperimentConfig,
@@ -127,13 +127,6 @@ def test_every_schema_path_field_is_made_absolute_and_nothing_else(
     assert resolved.output.dir == str(tmp_path / "runs")
     assert (resolved.data.id_column, resolved.data.label_column) == ("dir", "file")
     assert dataclasses.replace(resolved, clusters=config.clusters, output=config.output) == config
-
-
-def test_annotation_forms() -> None:
-    import os
-
-    assert names_path(Path) and names_path(os.PathLike[str]) and names_path(str | Path | None)
-    assert not names_path(str) and not names_path(list[str] | None) and not names_path(None)
 
 
 def test_evaluate_and_embed_work_from_another_folder(
