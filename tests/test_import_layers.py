@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "clinfonce.outputs",
         "clinfonce.interrupted",
         "clinfonce.binder",
+        "clinfonce.paths",
     ),
     ("clinfonce.losses", "clinfonce.clusters", "clinfonce.models"),
     ("clinfonce.data",),

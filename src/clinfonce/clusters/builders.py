@@ -25,6 +25,7 @@ from clinfonce.clusters.hierarchy import build_hierarchy
 from clinfonce.clusters.kmeans import build_kmeans
 from clinfonce.clusters.simple import build_column, build_instance, build_label
 from clinfonce.clusters.tags import build_tags, tag_sweep
+from clinfonce.paths import path_parameters
 
 BuildFn = Callable[..., tuple[np.ndarray, dict[str, Any]]]
 SweepFn = Callable[..., Iterator[tuple[Any, np.ndarray, dict[str, Any]]]]
@@ -79,6 +80,10 @@ class Builder:
         ``Literal``, their choices) come from here."""
         hints = typing.get_type_hints(self.build)
         return {name: hints.get(name, Any) for name in self.parameters()}
+
+    def path_parameters(self) -> list[str]:
+        """The parameters naming files or folders (a config stores them absolute)."""
+        return path_parameters(self.build)
 
     def check(self, params: Mapping[str, Any]) -> None:
         """Raise a ValueError for unknown or missing parameters, naming the accepted ones."""

@@ -1,7 +1,9 @@
 """K-means for clusters without auxiliary information (and for embedding/TF-IDF features).
 
 faiss does the Lloyd iterations when it is importable (fast BLAS-backed assignment over all
-points); a pure-torch implementation takes over otherwise. Two things are easy to get wrong
+points); a pure-torch implementation takes over otherwise, and runs on the GPU when the points
+are a CUDA tensor (the embeddings of a model on the GPU never leave it, only the ids and a
+seeding sample do). Two things are easy to get wrong
 with faiss and are handled here:
 
 * ``faiss.Kmeans`` trains on a random subsample when n > max_points_per_centroid * K, and
@@ -24,13 +26,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from clinfonce.clusters._codes import dense_rank
 from clinfonce.clusters.tables import require_columns
+from clinfonce.paths import PathOption
+
+if TYPE_CHECKING:
+    import torch
 
 Backend = Literal["auto", "faiss", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -63,6 +69,20 @@ def _faiss() -> Any:
     except ImportError:
         return None
     return faiss
+
+
+def _device_points(x: np.ndarray | torch.Tensor) -> torch.Tensor | None:
+    """The points when they are a tensor on an accelerator (clustered there), else ``None``."""
+    if isinstance(x, np.ndarray) or not hasattr(x, "detach"):  # not a torch tensor
+        return None
+    return None if x.device.type == "cpu" else x
+
+
+def _host(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    array: np.ndarray = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    return array
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -139,15 +159,27 @@ def kmeans_plusplus(x: np.ndarray, n_clusters: int, rng: np.random.Generator) ->
     return seeds
 
 
+def _rows(x: np.ndarray | torch.Tensor, rows: np.ndarray | None) -> np.ndarray:
+    """Rows of the points (all of them: ``None``) as a host array (a copy)."""
+    if isinstance(x, np.ndarray):
+        taken: np.ndarray = x.copy() if rows is None else x[rows]
+        return taken
+    import torch
+
+    picked = x if rows is None else x[torch.from_numpy(rows).to(x.device)]
+    host: np.ndarray = picked.cpu().numpy()
+    return host
+
+
 def _initial_centroids(
-    x: np.ndarray, n_clusters: int, init: str, init_sample: int | None, seed: int
+    x: np.ndarray | torch.Tensor, n_clusters: int, init: str, init_sample: int | None, seed: int
 ) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if init == "random":
-        picked: np.ndarray = x[np.sort(rng.choice(len(x), n_clusters, replace=False))].copy()
-        return picked
+        return _rows(x, np.sort(rng.choice(len(x), n_clusters, replace=False)))
     size = len(x) if init_sample is None else min(len(x), max(int(init_sample), n_clusters))
-    sample = x if size == len(x) else x[np.sort(rng.choice(len(x), size, replace=False))]
+    rows = None if size == len(x) else np.sort(rng.choice(len(x), size, replace=False))
+    sample = x if rows is None and isinstance(x, np.ndarray) else _rows(x, rows)
     return kmeans_plusplus(sample, n_clusters, rng)
 
 
@@ -169,11 +201,13 @@ def _lloyd_faiss(
     return np.asarray(km.centroids, dtype=np.float32)
 
 
-def _lloyd_torch(x: np.ndarray, init: np.ndarray, spherical: bool, iterations: int) -> np.ndarray:
+def _lloyd_torch(
+    points: torch.Tensor, init: np.ndarray, spherical: bool, iterations: int
+) -> torch.Tensor:
+    """Lloyd's iterations in torch, on the points' device; the centroids stay there."""
     import torch
 
-    points = torch.from_numpy(x)
-    centroids = torch.from_numpy(init.copy())
+    centroids = torch.from_numpy(init.copy()).to(points.device)
     n_clusters = len(init)
     for _ in range(iterations):
         assign = _nearest_torch(points, centroids)
@@ -189,12 +223,50 @@ def _lloyd_torch(x: np.ndarray, init: np.ndarray, spherical: bool, iterations: i
         if spherical:
             updated = torch.nn.functional.normalize(updated, dim=1)
         centroids = updated.contiguous()
-    result: np.ndarray = centroids.numpy()
-    return result
+    return centroids
+
+
+def _kmeans_on_device(
+    x: torch.Tensor,
+    n_clusters: int,
+    spherical: bool,
+    iterations: int,
+    restarts: int,
+    seed: int,
+    init: str,
+    init_sample: int | None,
+) -> KMeansResult:
+    """:func:`kmeans` of points on a GPU: points, centroids and distances stay there; the
+    seeding reads a host copy of its sample, and only the winner's ids and centroids come
+    back."""
+    import torch
+
+    points = x.float()
+    if spherical:
+        points = torch.nn.functional.normalize(points, dim=1, eps=1e-12)
+    points = points.contiguous()
+    best: tuple[float, torch.Tensor, torch.Tensor] | None = None
+    for run in range(restarts):
+        start = _initial_centroids(points, n_clusters, init, init_sample, seed + run)
+        if spherical:
+            start = _normalise(start)
+        centroids = _lloyd_torch(points, start, spherical, iterations)
+        assignments = _nearest_torch(points, centroids)
+        total = sum(  # float64 in blocks, as :func:`inertia`
+            float(((block.double() - centroids.double()[ids]) ** 2).sum())
+            for block, ids in zip(
+                torch.split(points, _CHUNK), torch.split(assignments, _CHUNK), strict=True
+            )
+        )
+        if best is None or total < best[0]:
+            best = (total, assignments, centroids)
+    assert best is not None
+    total, assignments, centroids = best
+    return KMeansResult(assignments.cpu().numpy(), centroids.cpu().numpy(), total, "torch")
 
 
 def kmeans(
-    x: np.ndarray,
+    x: np.ndarray | torch.Tensor,
     n_clusters: int,
     *,
     spherical: bool = True,
@@ -208,7 +280,9 @@ def kmeans(
     """Lloyd's K-means over all points; the best of ``restarts`` runs by inertia.
 
     Args:
-        x: float ``[n, d]`` points (converted to float32).
+        x: float ``[n, d]`` points (converted to float32). A tensor on a GPU is clustered
+            there by the torch backend (the seeding reads a host copy of its sample); a CPU
+            tensor is clustered as its array.
         n_clusters: K, at most n.
         spherical: cosine K-means (unit-norm points and centroids; the paper's setting for
             projections) instead of Euclidean.
@@ -219,7 +293,8 @@ def kmeans(
         init: ``"k-means++"`` (greedy D^2 seeding on a subsample; robust) or ``"random"``
             (K distinct points; cheapest, fine for diffuse data).
         init_sample: points the k-means++ seeding looks at (``None``: all); at least K.
-        backend: ``"faiss"``, ``"torch"`` or ``"auto"`` (faiss when importable).
+        backend: ``"faiss"``, ``"torch"`` or ``"auto"`` (faiss when importable, torch for
+            points on a GPU).
 
     Returns:
         :class:`KMeansResult` with every point assigned to its nearest final centroid.
@@ -234,38 +309,53 @@ def kmeans(
         >>> sorted(np.bincount(r.assignments).tolist())
         [50, 50]
     """
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim != 2 or len(x) == 0:
-        raise ValueError(f"kmeans needs a non-empty [n, d] array, got shape {x.shape}")
-    if not np.isfinite(x).all():
+    on_device = _device_points(x)
+    host = np.empty((0, 0), np.float32)
+    shape: tuple[int, ...]
+    if on_device is None:
+        host = np.ascontiguousarray(_host(x), dtype=np.float32)
+        shape, finite = host.shape, bool(np.isfinite(host).all())
+    else:
+        shape, finite = tuple(on_device.shape), bool(on_device.isfinite().all())
+    if len(shape) != 2 or shape[0] == 0:
+        raise ValueError(f"kmeans needs a non-empty [n, d] array, got shape {shape}")
+    if not finite:
         raise ValueError("kmeans: the points contain NaN or infinite values")
-    if isinstance(n_clusters, bool) or not 1 <= int(n_clusters) <= len(x):
-        raise ValueError(f"n_clusters={n_clusters!r}: need 1 <= K <= n (n = {len(x)})")
+    if isinstance(n_clusters, bool) or not 1 <= int(n_clusters) <= shape[0]:
+        raise ValueError(f"n_clusters={n_clusters!r}: need 1 <= K <= n (n = {shape[0]})")
     if iterations < 0 or restarts < 1:
         raise ValueError(f"need iterations >= 0 and restarts >= 1 (got {iterations}, {restarts})")
     if init not in INITS:
         raise ValueError(f"init={init!r}: use one of {', '.join(INITS)}")
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
+    if on_device is not None:
+        if backend == "faiss":
+            raise ValueError("backend='faiss' clusters host arrays; pass the points on the CPU")
+        return _kmeans_on_device(
+            on_device, int(n_clusters), spherical, iterations, restarts, seed, init, init_sample
+        )
     faiss = _faiss() if backend in ("auto", "faiss") else None
     if backend == "faiss" and faiss is None:
         raise ValueError("backend='faiss' but faiss is not installed (pip install faiss-cpu)")
     if spherical:
-        x = _normalise(x)
+        host = _normalise(host)
     best: KMeansResult | None = None
     for run in range(restarts):
-        start = _initial_centroids(x, int(n_clusters), init, init_sample, seed + run)
+        start = _initial_centroids(host, int(n_clusters), init, init_sample, seed + run)
         if spherical:
             start = _normalise(start)
         if faiss is not None:
-            centroids = _lloyd_faiss(faiss, x, start, spherical, iterations, seed + run)
+            centroids = _lloyd_faiss(faiss, host, start, spherical, iterations, seed + run)
         else:
-            centroids = _lloyd_torch(x, start, spherical, iterations)
-        assignments = _nearest(faiss, x, centroids)
+            import torch
+
+            centroids = _lloyd_torch(torch.from_numpy(host), start, spherical, iterations).numpy()
+        assignments = _nearest(faiss, host, centroids)
         result = KMeansResult(
             assignments,
             centroids,
-            inertia(x, centroids, assignments),
+            inertia(host, centroids, assignments),
             "faiss" if faiss is not None else "torch",
         )
         if best is None or result.inertia < best.inertia:
@@ -310,7 +400,7 @@ def build_kmeans(
     *,
     n_clusters: int,
     columns: Sequence[str] | None = None,
-    embeddings: str | None = None,
+    embeddings: PathOption | None = None,
     spherical: bool = True,
     iterations: int = 20,
     restarts: int = 1,

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from clinfonce.paths import PathOption
+
 
 @dataclass
 class DataConfig:
@@ -59,7 +61,7 @@ class ClusterSpec:
         params: keyword parameters of the builder (e.g. ``{columns: [level2]}``).
     """
 
-    assignment: str | None = None
+    assignment: PathOption | None = None
     builder: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 

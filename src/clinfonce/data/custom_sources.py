@@ -12,6 +12,7 @@ import pandas as pd
 from clinfonce.data.images import decode_resized, report_bad_rows
 from clinfonce.data.prepared_sources import prepare_request
 from clinfonce.data.sources import ImageSource, register_source
+from clinfonce.paths import PathOption
 
 
 def read_metadata(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
@@ -23,15 +24,15 @@ def read_metadata(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
 
 @register_source("table")
 def load_table_source(
-    table: str,
-    image_root: str | None = None,
+    table: PathOption,
+    image_root: PathOption | None = None,
     path_column: str = "path",
     channels: int = 3,
     cache: bool = False,
     cache_size: int | None = None,
     missing: str = "error",
     prepare: bool | str = False,
-    prepare_dir: str | None = None,
+    prepare_dir: PathOption | None = None,
     encoding: str = "utf-8",
 ) -> ImageSource:
     """Images listed in a metadata table, one file path per row.
@@ -114,7 +115,7 @@ def _decode_all(paths: list[Path], channels: int, size: int) -> tuple[np.ndarray
 
 
 @register_source("arrays")
-def load_array_source(arrays: str, table: str | None = None) -> ImageSource:
+def load_array_source(arrays: PathOption, table: PathOption | None = None) -> ImageSource:
     """Images stored in a ``.npz`` (key ``images``) or ``.npy`` array.
 
     Layouts ``[N, H, W]``, ``[N, H, W, C]`` and ``[N, C, H, W]`` with 1 or 3 channels are

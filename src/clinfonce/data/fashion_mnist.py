@@ -10,6 +10,7 @@ import pandas as pd
 
 from clinfonce.data.idx import read_idx
 from clinfonce.data.sources import ImageSource, register_source
+from clinfonce.paths import PathOption
 
 CLASSES: tuple[str, ...] = (
     "T-shirt/top",
@@ -130,7 +131,7 @@ def read_fashion_mnist(directory: str | Path) -> tuple[np.ndarray, pd.DataFrame]
 
 
 @register_source("fashion-mnist")
-def load_fashion_mnist(root: str | None = None, download: bool = False) -> ImageSource:
+def load_fashion_mnist(root: PathOption | None = None, download: bool = False) -> ImageSource:
     """Fashion-MNIST (train + test rows, ``split`` column) from local idx files.
 
     Args:

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from clinfonce.paths import path_parameters
+
 if TYPE_CHECKING:
     from clinfonce.data.prepared_sources import PrepareRequest
 
@@ -97,6 +99,19 @@ def load_source(name: str, **options: Any) -> ImageSource:
         (100, 3, 16, 16)
     """
     return check_source_options(name, options)(**options)
+
+
+def source_path_options(name: str) -> list[str]:
+    """The options of source ``name`` that name files or folders (annotated
+    :data:`~clinfonce.paths.PathOption` or ``os.PathLike``); a config stores them absolute.
+
+    Examples:
+        >>> source_path_options("arrays")
+        ['arrays', 'table']
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(_REGISTRY)}")
+    return path_parameters(_REGISTRY[name])
 
 
 def check_source_options(name: str, options: dict[str, Any]) -> SourceLoader:

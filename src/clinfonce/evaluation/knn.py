@@ -4,12 +4,16 @@ The instance-discrimination kNN protocol: features are L2-normalised, each query
 most similar bank samples vote for their label with weight ``exp(cosine / T)`` (T = 0.07).
 Similarities are computed one block of queries at a time, sized so that a block of the
 ``[queries, bank]`` similarity matrix holds about 2^26 floats (256 MB): 60,000 x 10,000
-features never need the whole matrix. Several ``k`` share one top-``max(k)`` search.
+features never need the whole matrix. Several ``k`` share one top-``max(k)`` search. The
+search runs where the features are (the model's device): a matrix product and ``topk`` in
+torch, or faiss's exact GPU search when the features are on CUDA and faiss is installed
+with GPU support.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +22,40 @@ from clinfonce.evaluation.metrics import topk_correct
 
 #: Elements of one block of the similarity matrix (float32: 256 MB).
 BLOCK_ELEMENTS = 1 << 26
+#: The largest k faiss's GPU search returns.
+FAISS_GPU_MAX_K = 2048
+
+
+def _faiss_gpu(device: torch.device, top: int) -> Any:
+    """faiss, when it can search on ``device`` (CUDA, faiss built with GPUs, ``top`` within
+    its limit); else ``None`` (torch searches)."""
+    if device.type != "cuda" or top > FAISS_GPU_MAX_K:
+        return None
+    try:
+        import faiss
+        import faiss.contrib.torch_utils
+    except ImportError:
+        return None
+    return faiss if faiss.get_num_gpus() > 0 else None
+
+
+def _most_similar(
+    queries: torch.Tensor, bank: torch.Tensor, top: int, faiss: Any, resources: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarity and bank index of each query's ``top`` nearest bank rows, most
+    similar first (unit-norm inputs)."""
+    if faiss is None:
+        sim, idx = (queries @ bank.T).topk(top, dim=1)  # sorted: the first k are the top k
+        return sim, idx
+    sim, idx = faiss.knn_gpu(
+        resources,
+        queries,
+        bank,
+        top,
+        metric=faiss.METRIC_INNER_PRODUCT,
+        device=queries.device.index or 0,
+    )
+    return sim, idx.long()
 
 
 def _knn_votes(
@@ -52,10 +90,12 @@ def _knn_votes(
     bank = F.normalize(bank.to(device, torch.float32), dim=1)
     labels = bank_labels.to(device).long()
     top = min(max(ks), len(bank))
+    faiss = _faiss_gpu(device, top)
+    resources = faiss.StandardGpuResources() if faiss is not None else None
     step = chunk_size if chunk_size is not None else max(1, BLOCK_ELEMENTS // len(bank))
     for start in range(0, len(queries), step):
         q = F.normalize(queries[start : start + step].to(device, torch.float32), dim=1)
-        sim, idx = (q @ bank.T).topk(top, dim=1)  # sorted: the first k are the top k
+        sim, idx = _most_similar(q, bank, top, faiss, resources)
         # float64 weights: exp(1 / T) overflows float32 below T = 0.0113.
         weight = (sim.double() / temperature).exp()
         neighbour_labels = labels[idx]
@@ -87,7 +127,8 @@ def knn_predict(
         temperature: vote temperature.
         num_classes: ``C`` (default: ``max(bank_labels) + 1``).
         chunk_size: queries per similarity block (default: a 2^26-element block).
-        device: where to compute (default: the bank's device); results come back on the CPU.
+        device: where to compute (default: the bank's device, e.g. the GPU the features
+            were computed on); results come back on the CPU.
 
     Returns:
         float64 ``[Q, C]`` summed vote weights ``exp(cosine / T)``; ``argmax`` is the

@@ -283,8 +283,14 @@ def sgd_probe(
     )
     order = torch.Generator().manual_seed(seed)
     views = torch.Generator(device=device).manual_seed(seed)
+    pinned = torch.device(device).type == "cuda"  # the copies to the GPU overlap its work
     loader = DataLoader(
-        train, batch_size=batch_size, shuffle=True, generator=order, num_workers=num_workers
+        train,
+        batch_size=batch_size,
+        shuffle=True,
+        generator=order,
+        num_workers=num_workers,
+        pin_memory=pinned,
     )
     total = epochs * len(loader)
     loss_fn = nn.CrossEntropyLoss()
@@ -292,11 +298,11 @@ def sgd_probe(
     with eval_mode(model):
         for epoch in range(epochs):
             head.train()
-            running = 0.0
+            running = torch.zeros((), device=device)  # summed there: no wait on each step
             for batch in loader:
-                images = batch["image"]
+                images = batch["image"].to(device, non_blocking=pinned)
                 if augment is not None:
-                    images = augment(images.to(device), views)
+                    images = augment(images, views)
                 with torch.no_grad():
                     features = embed(images).float().to(device)
                 for group in optimizer.param_groups:
@@ -305,10 +311,11 @@ def sgd_probe(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                running += float(loss.detach())
+                running += loss.detach()
                 step += 1
             if log is not None:
-                log(f"sgd probe epoch {epoch + 1}/{epochs}: loss {running / len(loader):.4f}")
+                mean = float(running) / len(loader)
+                log(f"sgd probe epoch {epoch + 1}/{epochs}: loss {mean:.4f}")
     head.eval()
     with torch.no_grad():
         scores = head(test_features.to(device).float()).cpu().numpy()

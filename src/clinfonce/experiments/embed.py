@@ -14,7 +14,7 @@ import torch
 
 from clinfonce.data.sources import ImageSource
 from clinfonce.data.splits import split_mask
-from clinfonce.evaluation.features import extract_features
+from clinfonce.evaluation.features import extract_features, use_tf32_matmul
 from clinfonce.experiments.evaluate import Log, evaluation_data
 from clinfonce.outputs import atomic_write
 from clinfonce.training.load import LoadedRun
@@ -85,6 +85,7 @@ def embed_run(
             )
         ]
     module = run.module.to(torch.device(device))
+    use_tf32_matmul(device)
     log(f"embedding {len(rows)} images of {prepared.source.name}")
     features, _ = extract_features(
         module.embed,
@@ -109,7 +110,7 @@ def embed_run(
     )
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    array = features.numpy().astype(np.float32)
+    array = features.cpu().numpy().astype(np.float32)
 
     def save_array(temp: Path) -> None:
         with open(temp, "wb") as file:  # a file object: np.save would append ".npy" to a path

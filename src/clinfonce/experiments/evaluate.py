@@ -26,7 +26,7 @@ from clinfonce.data.prepare import PreparedData, prepare_data
 from clinfonce.data.sources import ImageSource
 from clinfonce.data.splits import seeded_subset
 from clinfonce.evaluation.cluster_views import embedding_kmeans, tsne_plot
-from clinfonce.evaluation.features import extract_features
+from clinfonce.evaluation.features import extract_features, use_tf32_matmul
 from clinfonce.evaluation.knn import knn_evaluate
 from clinfonce.evaluation.linear import ProbeResult, logistic_probe, sgd_probe
 from clinfonce.experiments.eval_settings import EvalSettings
@@ -182,6 +182,7 @@ def evaluate_run(
     """
     settings = settings or EvalSettings()
     device = torch.device(device)
+    use_tf32_matmul(device)
     config, module = run.config, run.module.to(device)
     seconds: dict[str, float] = {}
     started = tick = time.perf_counter()

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from clinfonce.clusters.assess import expected_alone_fraction
 from clinfonce.data.prepare import PreparedData, prepare_data
 from clinfonce.data.sources import ImageSource
+from clinfonce.evaluation.features import use_tf32_matmul
 from clinfonce.outputs import atomic_write
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.checkpointing import (
@@ -206,6 +207,7 @@ def train(
         num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],
     )
+    use_tf32_matmul(trainer.strategy.root_device)  # float32 products in TF32 on CUDA
     start = time.perf_counter()
     with warnings.catch_warnings():
         # In-memory data is augmented on the device: loader workers would not help.

@@ -36,6 +36,7 @@ from clinfonce.data.official.ut_zappos50k import LabelOrder
 from clinfonce.data.official.wider_attribute import AggregationRule
 from clinfonce.data.prepared_sources import prepare_request
 from clinfonce.data.sources import ImageSource, register_source
+from clinfonce.paths import PathOption
 
 DEFAULT_FOLDERS: dict[str, str] = {
     "ut-zappos50k": "ut-zap50k",
@@ -147,14 +148,14 @@ def official_source(
 
 @register_source("ut-zappos50k")
 def load_ut_zappos50k(
-    root: str | None = None,
-    images_dir: str | None = None,
+    root: PathOption | None = None,
+    images_dir: PathOption | None = None,
     label_order: LabelOrder = "sorted",
     seed: int = 0,
     train_fraction: float = 0.7,
     drop_columns: list[str] | None = None,
     prepare: bool | str = False,
-    prepare_dir: str | None = None,
+    prepare_dir: PathOption | None = None,
 ) -> ImageSource:
     """UT-Zappos50K with the official seed-0 70/30 train/val split (21 labels).
 
@@ -184,12 +185,12 @@ def load_ut_zappos50k(
 
 @register_source("cub-200-2011")
 def load_cub200(
-    root: str | None = None,
+    root: PathOption | None = None,
     min_certainty: int | None = None,
     check_files: bool = True,
     drop_columns: list[str] | None = None,
     prepare: bool | str = False,
-    prepare_dir: str | None = None,
+    prepare_dir: PathOption | None = None,
 ) -> ImageSource:
     """CUB-200-2011 with its official train/test split, labels 0..199, 312 attributes.
 
@@ -213,12 +214,12 @@ def load_cub200(
 
 @register_source("wider-attribute")
 def load_wider_attribute(
-    root: str | None = None,
+    root: PathOption | None = None,
     rule: AggregationRule = "any",
     check_files: bool = True,
     drop_columns: list[str] | None = None,
     prepare: bool | str = False,
-    prepare_dir: str | None = None,
+    prepare_dir: PathOption | None = None,
 ) -> ImageSource:
     """WIDER Attribute: trainval = ``train``, test = ``test``; 30 scenes, 14 attributes.
 
@@ -242,15 +243,15 @@ def load_wider_attribute(
 
 @register_source("imagenet100")
 def load_imagenet100(
-    root: str | None = None,
-    classes: str | list[str] | None = None,
-    hierarchy: str | None = None,
+    root: PathOption | None = None,
+    classes: PathOption | list[str] | None = None,
+    hierarchy: PathOption | None = None,
     levels: list[int] | tuple[int, ...] = DEFAULT_LEVELS,
     root_level: int = 1,
     multiple_parents: MultipleParents = "error",
     drop_columns: list[str] | None = None,
     prepare: bool | str = False,
-    prepare_dir: str | None = None,
+    prepare_dir: PathOption | None = None,
 ) -> ImageSource:
     """An ImageNet class subset (default: the official ImageNet-100) with WordNet levels.
 

@@ -8,7 +8,6 @@ settings, experiment files, cluster configs) binds through it too.
 
 from clinfonce.binder import apply_override
 from clinfonce.training.config.files import (
-    PATH_OPTIONS,
     config_from_dict,
     load_config,
     save_config,
@@ -26,7 +25,6 @@ from clinfonce.training.config.schema import (
 )
 
 __all__ = [
-    "PATH_OPTIONS",
     "ExperimentConfig",
     "MethodConfig",
     "ModelConfig",

@@ -11,28 +11,24 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 import yaml
 
 from clinfonce.binder import apply_overrides, bind, read_mapping
-from clinfonce.data.config import ClusterSpec, expand_clusters_shorthand
+from clinfonce.clusters.builders import get_builder
+from clinfonce.data.config import ClusterSpec, DataConfig, expand_clusters_shorthand
+from clinfonce.data.sources import source_path_options
 from clinfonce.outputs import atomic_write
+from clinfonce.paths import absolute_options, absolute_path, path_fields
 from clinfonce.training.config.checks import check_config
 from clinfonce.training.config.schema import ExperimentConfig
 from clinfonce.training.methods.registry import REGISTRY
 
-_Spec = TypeVar("_Spec", bound=ClusterSpec)
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-#: ``data.options`` keys of the built-in sources that name files or folders.
-PATH_OPTIONS: tuple[str, ...] = (
-    "table",
-    "image_root",
-    "arrays",
-    "root",
-    "images_dir",
-    "prepare_dir",
-)
+_Section = TypeVar("_Section", bound="DataclassInstance")
 
 
 def config_from_dict(
@@ -81,13 +77,15 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 
 
 def with_absolute_paths(config: ExperimentConfig) -> ExperimentConfig:
-    """The config with its relative file paths made absolute (against the working folder).
+    """The config with its relative file and folder paths made absolute (against the working
+    folder).
 
     A run directory's ``config.yaml`` must work from anywhere: ``clinfonce embed`` and
-    ``evaluate`` are often run from another folder than the training. Covers the path
-    options of ``data.options`` (:data:`PATH_OPTIONS`), the clusterings' ``assignment``
-    files and a hierarchy builder's ``parents`` file. Only paths change, so the checked
-    config is not checked again.
+    ``evaluate`` are often run from another folder than the training. The paths are found
+    from annotations (:mod:`clinfonce.paths`): the schema's fields (a clustering's
+    ``assignment``, ``output.dir``), the ``data.options`` of the source's loader and the
+    ``params`` of each clustering's builder (K-means' ``embeddings``, hierarchy's
+    ``parents``). Only paths change, so the checked config is not checked again.
 
     Examples:
         >>> cfg = config_from_dict({"data": {"dataset": "table",
@@ -95,31 +93,34 @@ def with_absolute_paths(config: ExperimentConfig) -> ExperimentConfig:
         >>> Path(with_absolute_paths(cfg).data.options["table"]).is_absolute()
         True
     """
-    options = dict(config.data.options)
-    for key in PATH_OPTIONS:
-        if key in options:
-            options[key] = _absolute(options[key])
-    clusters = config.clusters
-    named = {name: _absolute_spec(spec) for name, spec in clusters.named.items()}
-    return dataclasses.replace(
-        config,
-        data=dataclasses.replace(config.data, options=options),
-        clusters=dataclasses.replace(_absolute_spec(clusters), named=named),
-    )
+    return _absolute_paths(config)
 
 
-def _absolute(value: Any) -> Any:
-    if isinstance(value, str) and value and not Path(value).is_absolute():
-        return str(Path(value).absolute())
-    return value
+def _absolute_paths(section: _Section) -> _Section:
+    """A config section (a dataclass) with the paths of its fields and sub-sections made
+    absolute."""
+    changes: dict[str, Any] = {}
+    for name in path_fields(type(section)):
+        changes[name] = absolute_path(getattr(section, name))
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        if _is_section(value):
+            changes[item.name] = _absolute_paths(value)
+        elif isinstance(value, list):
+            changes[item.name] = [_absolute_paths(v) if _is_section(v) else v for v in value]
+        elif isinstance(value, dict) and any(_is_section(v) for v in value.values()):
+            changes[item.name] = {k: _absolute_paths(v) for k, v in value.items()}
+    if isinstance(section, DataConfig):
+        options = source_path_options(section.dataset)
+        changes["options"] = absolute_options(section.options, options)
+    if isinstance(section, ClusterSpec) and section.builder is not None:
+        params = get_builder(section.builder).path_parameters()
+        changes["params"] = absolute_options(section.params, params)
+    return dataclasses.replace(section, **changes)
 
 
-def _absolute_spec(spec: _Spec) -> _Spec:
-    """A clustering (a :class:`ClusterSpec` or the section) with absolute file paths."""
-    params = dict(spec.params)
-    if spec.builder == "hierarchy" and "parents" in params:
-        params["parents"] = _absolute(params["parents"])
-    return dataclasses.replace(spec, assignment=_absolute(spec.assignment), params=params)
+def _is_section(value: Any) -> TypeGuard[DataclassInstance]:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:

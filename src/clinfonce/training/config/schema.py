@@ -17,6 +17,7 @@ from typing import Any
 
 from clinfonce.data.augment import AugmentParams
 from clinfonce.data.config import ClustersConfig, DataConfig
+from clinfonce.paths import PathOption
 from clinfonce.training.methods.attributes import BaselineConfig
 from clinfonce.training.methods.kmeans import KMeansConfig
 
@@ -236,7 +237,7 @@ class OutputConfig:
             a run).
     """
 
-    dir: str = "runs"
+    dir: PathOption = "runs"
     name: str | None = None
     overwrite: bool = False
 

@@ -2,7 +2,8 @@
 
 After the SimCLR warm-up, at the start of every n-th epoch :class:`KMeansReclustering`
 embeds the whole training set (eval transform, no gradient, L2-normalised projection-head
-output by default), runs spherical K-means for each configured K, and registers the ids
+output by default), runs spherical K-means for each configured K (on the model's device: torch
+K-means on a GPU, faiss on the CPU), and registers the ids
 on the module, where the objective's ``kmeans-<K>`` terms look them up by sample ``index``
 (:func:`clinfonce.training.methods.kmeans.kmeans_terms`).
 The ids are part of the checkpoint, and each clustering's seed depends only on the epoch, so
@@ -55,8 +56,9 @@ def clustering_features(
     space: str = "head",
     head: str = "main",
     batch_size: int = 512,
-) -> np.ndarray:
-    """L2-normalised features of every sample of ``dataset``, in order, for K-means.
+) -> torch.Tensor:
+    """L2-normalised features of every sample of ``dataset``, in order, for K-means, on the
+    module's device.
 
     Under DDP every process embeds only its share and receives all the features, so every
     process must call this.
@@ -81,9 +83,7 @@ def clustering_features(
             features = module.heads[head](features)
         return F.normalize(features.float(), dim=1)
 
-    features = extract_features_sharded(embed, dataset, batch_size=batch_size, model=module)
-    out: np.ndarray = features.numpy()
-    return out
+    return extract_features_sharded(embed, dataset, batch_size=batch_size, model=module)
 
 
 class WeightAverage:
@@ -228,8 +228,11 @@ class KMeansReclustering(Callback):
         """
         return epoch >= self.start_epoch and (epoch - self.start_epoch) % self.every_n_epochs == 0
 
-    def cluster(self, features: np.ndarray, epoch: int) -> dict[int, tuple[np.ndarray, float]]:
-        """K -> (ids of every sample, inertia) of the clusterings for ``epoch``."""
+    def cluster(
+        self, features: torch.Tensor | np.ndarray, epoch: int
+    ) -> dict[int, tuple[np.ndarray, float]]:
+        """K -> (ids of every sample, inertia) of the clusterings for ``epoch``, computed
+        where the features are (see :func:`clinfonce.clusters.kmeans.kmeans`)."""
         seed = stream_seed(self.seed, epoch * self.restarts)
         out = {}
         for k in self.n_clusters:
