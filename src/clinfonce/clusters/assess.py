@@ -19,6 +19,9 @@ from clinfonce.clusters.metrics import cluster_metrics, entropy_bits
 MIN_POSITIVES = 0.5
 #: More than this share of the batch positive for an anchor: clusters too coarse.
 MAX_POSITIVE_SHARE = 0.5
+#: More than this share of the rows alone in their cluster: too fragmented, whatever the
+#: average (a few large clusters can hide many singletons, e.g. every distinct tag set).
+MAX_SINGLETON_SHARE = 0.2
 _PERMUTATIONS = 100
 _BOOTSTRAPS = 200
 _P_VALUE = 0.05
@@ -103,8 +106,9 @@ class Assessment:
             >>> a.i_zt, a.h_z_given_t, a.h_t, a.ratio, a.ratio_low, a.ratio_high = (
             ...     0.5, 0.25, 1.0, 0.5, 0.4, 0.6)
             >>> a.labelled = 40
-            >>> a.information_text()
-            'I(Z;T)/H(T) = 0.50 [90% CI 0.40, 0.60], I(Z;T) = 0.50 of H(T) = 1.00 bits, H(Z|T) = 0.25 bits'
+            >>> print(a.information_text().replace("], ", "],\\n"))
+            I(Z;T)/H(T) = 0.50 [90% CI 0.40, 0.60],
+            I(Z;T) = 0.50 of H(T) = 1.00 bits, H(Z|T) = 0.25 bits
         """
         return (
             f"I(Z;T)/H(T) = {self.ratio:.2f} [90% CI {self.ratio_low:.2f}, "
@@ -115,8 +119,7 @@ class Assessment:
 
 #: What the label numbers are computed over, for a note beside them.
 INFORMATION_NOTE = (
-    "bias-corrected (the mean over 100 label permutations subtracted), over the labelled "
-    "rows; 90% bootstrap intervals"
+    "bias-corrected: the mean over 100 label permutations subtracted; 90% bootstrap intervals"
 )
 
 
@@ -281,8 +284,12 @@ def assess(
     n = len(candidate.ids)
     positives = expected_positives(candidate.ids, batch_size)
     share = positives / max(batch_size - 1, 1)
+    sizes = np.bincount(dense_rank(np.asarray(candidate.ids, dtype=np.int64))[0])
+    alone = float(np.sum(sizes == 1)) / max(n, 1)
     if positives < MIN_POSITIVES:
         usable, why = False, f"too fine: {positives:.2f} positives per anchor (SimCLR-like)"
+    elif alone > MAX_SINGLETON_SHARE:
+        usable, why = False, f"too fine: {alone:.0%} of the rows alone in their cluster"
     elif share > MAX_POSITIVE_SHARE:
         usable, why = False, f"too coarse: {share:.0%} of the batch is positive"
     else:

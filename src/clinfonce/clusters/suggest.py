@@ -255,10 +255,10 @@ def suggest(
 
 #: The rule for the objective, as the start summary of ``clinfonce run`` states it.
 METHOD_RULE = (
-    "pure Cl-InfoNCE only when labelled training rows show that the clusters carry at least "
-    f"half the label information (lower 90% bound of I(Z;T)/H(T) >= {LOW_INFORMATION_RATIO}) "
-    "and are well sized; otherwise Cl-InfoNCE + InfoNCE, which never fell below SimCLR in our "
-    "measurements, while pure Cl-InfoNCE did on coarse or useless clusters"
+    "pure Cl-InfoNCE when labelled training rows show the clusters carry at least half the "
+    f"label information (lower 90% bound of I(Z;T)/H(T) >= {LOW_INFORMATION_RATIO}) and are "
+    "well sized, else Cl-InfoNCE + InfoNCE (measured: the combined objective never fell below "
+    "SimCLR; pure Cl-InfoNCE did on coarse or useless clusters)"
 )
 
 
@@ -281,12 +281,12 @@ def default_method(best: Assessment, has_labels: bool) -> tuple[str, str]:
             f"{name}: {best.why}, K = {best.k}. Without labels nothing tells whether a source "
             "is informative, so the combined objective (Cl-InfoNCE + InfoNCE) is the safe choice."
         )
-    text = f"{name}: {best.information_text()}, {best.why}."
     if best.label_copy:
         return "clinfonce", (
-            f"{text} These clusters are the labels, so this is supervised contrastive learning "
-            "(SupCon), not weak supervision."
+            f"{name}: {best.information_text()}. These clusters are the labels under other "
+            "names, so this is supervised contrastive learning (SupCon), not weak supervision."
         )
+    text = f"{name}: {best.information_text()}, {best.why}."
     if not best.informative:
         return "clinfonce-plus-simclr", (
             f"{text} No measurable information about the labels (permutation p = "
@@ -347,5 +347,5 @@ def suggestion_markdown(suggestion: Suggestion) -> str:
         lines.append("| " + " | ".join(row) + " |")
     if with_labels:
         labelled = max(a.labelled for a in suggestion.ranked)
-        lines += ["", f"Information in bits, {INFORMATION_NOTE} ({labelled} rows)."]
+        lines += ["", f"Information in bits over {labelled} labelled rows, {INFORMATION_NOTE}."]
     return "\n".join(lines) + "\n"
