@@ -19,9 +19,10 @@ top-k tag sets; a column of tag sets is found without --tags) is judged first wi
 labels: K, cluster sizes, and the expected number of other samples of an anchor's cluster
 in a batch (none: the loss is SimCLR; most of the batch: it cannot tell samples apart).
 Where rows have labels (a few per class suffice), by I(Z;T), H(Z|T) and I(Z;T)/H(T),
-bias-corrected, with 90% bootstrap intervals; a source with no measurable information about the labels ranks last, and a source that is the label
-under other names (every cluster inside one label and every label inside one cluster) after
-it: that is SupCon, not weak supervision. `clinfonce run --aux auto` trains on the first
+bias-corrected, with 90% bootstrap intervals; a source with no measurable information
+about the labels ranks last, and a source that is the label under other names (every
+cluster inside one label and every label inside one cluster) after it: that is SupCon,
+not weak supervision. `clinfonce run --aux auto` trains on the first
 source with the recommended objective.
 """
 
