@@ -68,7 +68,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="cluster by the joint value of these columns; auto: the source "
         "`clinfonce clusters suggest` ranks first",
     )
-    source.add_argument("--hierarchy", metavar="FILE", help="child,parent CSV or JSON tree")
+    source.add_argument(
+        "--hierarchy",
+        metavar="FILE",
+        help="parents of every node: a child,parent CSV (empty parent: a root) or a JSON tree "
+        "(docs/method.md §2 has an example)",
+    )
     source.add_argument("--level", type=int, help="hierarchy level (root = 0)")
     source.add_argument(
         "--hierarchy-column", metavar="COL", help="the hierarchy's leaf column (default: label)"
