@@ -137,7 +137,9 @@ def candidates_from_table(
             if looks_like_tags(table[name]):
                 tag_columns.append(name)
             else:
-                skipped[name] = str(exc).split(";")[0]
+                text = table[name].dtype == object
+                hint = "; tags would be found if written as '#a #b', 'a|b' or a JSON list"
+                skipped[name] = str(exc).split(";")[0] + (hint if text else "")
             continue
         if labels is None or not recodes_labels(ids, labels):
             usable_columns.append(name)
