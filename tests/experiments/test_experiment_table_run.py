@@ -155,7 +155,7 @@ def test_a_source_without_information_is_warned_about(gray_table: Path) -> None:
     noise = [f"n{i % 3}" for i in range(40)]
     lines = _plan(_with_columns(gray_table, noise=noise), aux=["noise"])
     warning = next(line for line in lines if line.startswith("warning: "))
-    assert warning.startswith("warning: joint value of noise tells nothing measurable")
+    assert warning.startswith("warning: noise tells nothing measurable about the labels")
     assert "permutation test p = " in warning and "expect no gain over SimCLR" in warning
 
 

@@ -334,8 +334,10 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     if config.clusters.defined:
         prepared = prepare_data(config.data, config.clusters, monitor_split=None, source=source)
         if prepared.clusters is not None:
+            # Warnings name the columns themselves ("colour", not "joint value of colour").
+            name = "+".join(options.aux) if options.aux and options.aux != ["auto"] else described
             assessment = _assess_clusters(
-                prepared.clusters, prepared.train_labels(), suggestion, described, config
+                prepared.clusters, prepared.train_labels(), suggestion, name, config
             )
     has_labels = assessment is not None and assessment.informative is not None
     why = None
