@@ -56,7 +56,8 @@ class TableRunOptions:
         k: the number of top tags with ``tags`` (``None``: the advisor's pick).
         kmeans: K for K-means of the model's own embedding (no auxiliary data).
         clusters: an existing stage-1 assignment file (``id,cluster``).
-        method: ``method.name`` (``None``: the suggestion's with ``auto``, else ``auto``).
+        method: ``method.name`` (``None``: one rule for every source, from the clusters'
+            numbers: :data:`clinfonce.clusters.suggest.METHOD_RULE`).
         epochs: training epochs (``None``: from ``steps``).
         steps: the step budget when ``epochs`` is not given.
         batch_size: requested batch (lowered to the training rows when larger).
@@ -173,8 +174,9 @@ def _clusters_section(
         if auto:
             described = f"{name}, --aux auto's pick of {len(found.ranked)} candidates"
         else:
-            described = f"{name} of {options.tags} (--k {pick.candidate.clusters['params']['k']}"
-            described += f": the advisor's pick of {len(found.ranked)}; set it with --k)"
+            k = pick.candidate.clusters["params"]["k"]
+            described = f"{name} (--k {k}, the advisor's pick of {len(found.ranked)}; "
+            described += "set it with --k)"
         return pick.candidate.clusters, described, name, found
     if options.aux:
         return (
@@ -209,7 +211,7 @@ def _clusters_section(
         return (
             {},
             f"K-means (K = {options.kmeans}) of the model's own embedding",
-            (f"kmeans{options.kmeans}"),
+            f"kmeans{options.kmeans}",
             None,
         )
     raise ValueError(
