@@ -40,7 +40,7 @@ def chance_loss(batch: int, views: int) -> float:
 
     Examples:
         >>> round(chance_loss(256, 2), 3)
-        6.235
+        6.236
     """
     return math.log(views * batch - 1)
 
