@@ -83,9 +83,10 @@ def loss_lines(plan: TablePlan, run_dirs: dict[str, Path]) -> list[str]:
         f"Chance level of every term: ln({views} x {batch} - 1) = {chance:.2f} (an encoder "
         "that tells nothing apart). The floor is ln(positives per anchor), reached when "
         "every positive is alike and every negative far: 0 for SimCLR, higher the coarser "
-        "the clusters. A term learned when it ended well below chance; 'moved' is the share "
-        "of the way from chance to the floor it covered (start and end: means of the first "
-        "and last tenth of the logged steps).",
+        "the clusters. 'moved' is the share of the way from chance to the floor a term covered "
+        "(start and end: means of the first and last tenth of the logged steps); a term that "
+        "moved less than 5% did not learn its own task, though beside another term it can "
+        "still change what the encoder learns: the accuracy table says whether it helped.",
         "",
         "| run | term | start | end | chance | floor | moved | learned? |",
         "|---|---|---|---|---|---|---|---|",
@@ -103,11 +104,11 @@ def loss_lines(plan: TablePlan, run_dirs: dict[str, Path]) -> list[str]:
             floor = None if positives is None else floor_loss(positives, views)
             if floor is not None and chance - floor > 1e-6:
                 moved = (chance - end) / (chance - floor)
-                verdict = "yes" if moved >= _LEARNED_SHARE else "no: at chance"
+                verdict = "yes" if moved >= _LEARNED_SHARE else "no: within 5% of chance"
                 verdict = "no: above chance" if moved <= -_LEARNED_SHARE else verdict
                 cells = [f"{floor:.2f}", f"{moved:.0%}", verdict]
             else:
-                cells = ["-", "-", "yes" if end < chance - 0.05 else "no: at chance"]
+                cells = ["-", "-", "yes" if end < chance - 0.05 else "no: near chance"]
             label = name if term == "loss" else term
             lines.append(
                 f"| {name} | {label} | {start:.2f} | {end:.2f} | {chance:.2f} | "
