@@ -62,7 +62,8 @@ def test_run_trains_embeds_evaluates_and_reports(
     assert "rows: 47 kept, 1 dropped (1 missing file(s))" in printed.out
     assert "median side 16 px" in printed.out
     assert "colour, 3 channels; in memory: 47 decoded images of 16 px" in printed.out
-    assert "clusters: joint value of group; K = 2, I(Z;T)/H(T) = 0.50" in printed.out
+    assert "clusters: joint value of group; K = 2, I(Z;T)/H(T) = 0.4" in printed.out
+    assert "labelled training rows, bias-corrected" in printed.out
     assert "GPU available" not in printed.out + printed.err
     assert "\r" not in printed.err  # no progress-bar redraws outside a terminal
     embeddings = np.load(out / "embeddings.npy")
@@ -71,7 +72,8 @@ def test_run_trains_embeds_evaluates_and_reports(
     assert "img/11.png" not in set(index["id"])
     assert index["id"].iloc[0] == "img/00.jpg"
     report = (out / "report.md").read_text()
-    for piece in ("untrained encoder", "| simclr |", "accuracy.png", "training-curves.png"):
+    pieces = ("untrained encoder", "| simclr |", "accuracy.png", "training-curves.png")
+    for piece in (*pieces, "Chance level of every term: ln(2 x 16 - 1) = 3.43"):
         assert piece in report
     for plot in ("accuracy.png", "training-curves.png", "cluster-sizes.png", "tsne-last.png"):
         assert (out / plot).stat().st_size > 1000

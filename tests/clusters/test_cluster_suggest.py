@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,3 +97,68 @@ def test_expected_alone_fraction() -> None:
     assert expected_alone_fraction(np.array([1] * 8), 4) == 1.0
     # Two clusters of 2: an anchor's one mate is among the 1 other draw of 3 with p = 1/3.
     assert expected_alone_fraction(np.array([2, 2]), 2) == pytest.approx(2 / 3)
+
+
+def test_a_recoding_of_the_label_is_flagged_ranked_last_and_kept_out_of_joints() -> None:
+    table = _table(600)
+    names = np.array(list("QWERTYUIOP"))
+    table["sku"] = names[table["label"].astype(int).to_numpy()]  # the label, other names
+    found = suggest(table, ["label"], label_column="label", batch_size=128)
+    ranked = [a.candidate.name for a in found.ranked]
+    assert ranked[0] == "group"
+    assert ranked[-1] == "sku"
+    assert found.ranked[-1].label_copy
+    assert found.ranked[-1].why == "the label itself (recoded): training on it is SupCon"
+    assert not any("sku" in name for name in ranked[:-1])  # never part of a joint
+
+
+def test_when_every_source_is_the_label_the_advice_says_so() -> None:
+    table = pd.DataFrame({"code": [9, 8, 7] * 20, "label": [0, 1, 2] * 20})
+    found = suggest(table, ["label"], label_column="label", batch_size=16)
+    assert found.method == "supcon"
+    assert found.reason.startswith("every candidate is the label itself")
+
+
+def test_intervals_contain_their_point_estimates() -> None:
+    """Bootstrap resamples inflate the plug-in information, so plain percentiles sat above
+    the bias-corrected estimate (0.00 [0.05, 0.09] for a useless many-valued column)."""
+    for labelled in (60, 600):
+        found = suggest(_table(labelled), ["label"], label_column="label", batch_size=128)
+        for a in found.ranked:
+            assert a.ratio_low <= a.ratio <= a.ratio_high, a.candidate.name
+
+
+def test_hierarchy_default_levels_leave_out_the_leaf_level(tmp_path: Path) -> None:
+    tree = tmp_path / "tree.csv"
+    pairs = [("all", ""), ("a", "all"), ("b", "all")]
+    pairs += [(str(c), "a" if c < 5 else "b") for c in range(10)]
+    pd.DataFrame(pairs, columns=["child", "parent"]).to_csv(tree, index=False)
+    table = _table(600)[["collector", "label"]]
+    table["label"] = table["label"].astype(int)
+    found = suggest(
+        table, ["label"], label_column="label", batch_size=64, hierarchy=(str(tree), "label", None)
+    )
+    names = [a.candidate.name for a in found.ranked]
+    assert "hierarchy level 1" in names
+    assert "hierarchy level 2" not in names
+    assert "the leaf column 'label' itself" in found.skipped["hierarchy level 2"]
+    # Asked for by name, the leaf level is assessed, and named as the label.
+    found = suggest(
+        table, ["label"], label_column="label", batch_size=64, hierarchy=(str(tree), "label", [2])
+    )
+    assert found.ranked[-1].candidate.name == "hierarchy level 2"
+    assert found.ranked[-1].label_copy
+
+
+def test_a_tag_column_is_found_without_a_flag() -> None:
+    rng = np.random.default_rng(0)
+    table = _table(600)
+    noise = [f"#n{i}" for i in range(40)]
+    table["tags"] = [
+        f"#g{int(label) // 3} " + " ".join(rng.choice(noise, 2, replace=False))
+        for label in table["label"]
+    ]
+    found = suggest(table, ["label"], label_column="label", batch_size=128)
+    names = [a.candidate.name for a in found.ranked]
+    assert "tags top-1 tags" in names
+    assert "tags" not in found.skipped

@@ -9,6 +9,7 @@ EPILOG = """examples:
   clinfonce run meta.csv --aux colour,material          # cluster by the joint value
   clinfonce run meta.csv --aux auto --compare simclr    # let `clusters suggest` pick
   clinfonce run meta.csv --hierarchy tree.csv --level 2
+  clinfonce run meta.csv --tags tags --k 4              # presence of the 4 top tags
   clinfonce run meta.csv --kmeans 100                   # no auxiliary columns at all
   clinfonce run meta.csv --aux colour --epochs 20 --out runs/mine optim.lr=0.001
 
@@ -19,7 +20,8 @@ and your auxiliary columns. Settings are read off the data and printed first: im
 (median side, at most 224 px), grayscale, images in memory when they fit, the batch
 clamped to the data, epochs from the step budget.
 
-Writes to --out (default runs/<table name>): config.yaml (reproduce with
+Writes to --out (default runs/<table name>-<source>, numbered -2, -3... when taken, so runs
+with other flags never collide): config.yaml (reproduce with
 `clinfonce train --config`), checkpoints, clusters.csv, embeddings.npy + index.csv of every
 kept row, and report.md with plots (cluster sizes, training loss, accuracy, t-SNE).
 """
@@ -66,12 +68,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="cluster by the joint value of these columns; auto: the source "
         "`clinfonce clusters suggest` ranks first",
     )
-    source.add_argument("--hierarchy", metavar="FILE", help="child,parent CSV or JSON tree")
+    source.add_argument(
+        "--hierarchy",
+        metavar="FILE",
+        help="parents of every node: a child,parent CSV (empty parent: a root) or a JSON tree "
+        "(docs/method.md §2 has an example)",
+    )
     source.add_argument("--level", type=int, help="hierarchy level (root = 0)")
     source.add_argument(
         "--hierarchy-column", metavar="COL", help="the hierarchy's leaf column (default: label)"
     )
-    source.add_argument("--tags", metavar="COL", help="a column of tags (#a #b, a|b, JSON)")
+    source.add_argument(
+        "--tags",
+        metavar="COL",
+        help="a column of tags (#a #b, a|b, JSON); clusters are the presence patterns of the "
+        "top --k tags (found without this flag by --aux auto)",
+    )
+    source.add_argument(
+        "--k",
+        type=_positive,
+        metavar="N",
+        help="number of top tags with --tags (default: the advisor's pick of 1, 2, 4, 8)",
+    )
     source.add_argument("--clusters", metavar="FILE", help="an existing stage-1 assignment file")
     source.add_argument(
         "--kmeans", type=_positive, metavar="K", help="K-means of the model's own embedding"
@@ -79,7 +97,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     training = parser.add_argument_group("training")
     training.add_argument(
         "--method",
-        help="method.name (default: what --aux auto recommends, else auto = Cl-InfoNCE + InfoNCE)",
+        help="method.name (default, for every source: pure Cl-InfoNCE when labelled rows show "
+        "the clusters carry at least half the label information, else Cl-InfoNCE + InfoNCE)",
     )
     training.add_argument("--epochs", type=_positive, help="epochs (default: from --steps)")
     training.add_argument(
@@ -102,7 +121,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also train these at the same budget and evaluate them (simclr, supcon, ...)",
     )
     training.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    training.add_argument("--out", help="run directory (default runs/<table name>)")
+    training.add_argument(
+        "--out", help="run directory (default runs/<table name>-<source>, numbered when taken)"
+    )
     data = parser.add_argument_group("data (detected when not given)")
     data.add_argument(
         "--image-root", help="folder the paths are relative to (default: the table's folder)"
@@ -134,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         hierarchy_column=args.hierarchy_column,
         tags=args.tags,
+        k=args.k,
         kmeans=args.kmeans,
         clusters=args.clusters,
         method=args.method,

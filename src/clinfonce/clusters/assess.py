@@ -19,6 +19,9 @@ from clinfonce.clusters.metrics import cluster_metrics, entropy_bits
 MIN_POSITIVES = 0.5
 #: More than this share of the batch positive for an anchor: clusters too coarse.
 MAX_POSITIVE_SHARE = 0.5
+#: More than this share of the rows alone in their cluster: too fragmented, whatever the
+#: average (a few large clusters can hide many singletons, e.g. every distinct tag set).
+MAX_SINGLETON_SHARE = 0.2
 _PERMUTATIONS = 100
 _BOOTSTRAPS = 200
 _P_VALUE = 0.05
@@ -60,10 +63,16 @@ class Assessment:
         labelled: rows with a label the information numbers were measured on.
         i_zt: bias-corrected I(Z;T) in bits (``nan`` without labels).
         h_z_given_t: bias-corrected H(Z|T) in bits.
-        ratio: ``i_zt / H(T)`` and its bootstrap interval (``ratio_low``, ``ratio_high``).
+        h_t: H(T) of the labelled rows, in bits.
+        ratio: ``i_zt / H(T)`` and its 90% bootstrap interval (``ratio_low``,
+            ``ratio_high``), which always contains ``ratio``.
         score: ``(I(Z;T) - H(Z|T)) / H(T)``, the ranking key with labels.
         informative: the permutation test found information about the labels (``None``:
             no labels).
+        p_value: that permutation test's p-value.
+        label_copy: on the labelled rows the clusters are the labels recoded (every
+            cluster inside one label and every label inside one cluster): training on them
+            is supervised (SupCon), not weak supervision.
         lift: neighbour lift in an embedding (``nan`` without one).
     """
 
@@ -78,12 +87,40 @@ class Assessment:
     labelled: int = 0
     i_zt: float = float("nan")
     h_z_given_t: float = float("nan")
+    h_t: float = float("nan")
     ratio: float = float("nan")
     ratio_low: float = float("nan")
     ratio_high: float = float("nan")
     score: float = float("nan")
     informative: bool | None = None
+    p_value: float = float("nan")
+    label_copy: bool = False
     lift: float = float("nan")
+
+    def information_text(self) -> str:
+        """The label numbers as every output prints them: the same estimator (bias-corrected,
+        on the labelled rows), the same rounding, the interval around its point estimate.
+
+        Examples:
+            >>> a = Assessment(Candidate("c", {}, np.zeros(1)), 2, 1.0, 0.5, 1.0, 0.1, True, "")
+            >>> a.i_zt, a.h_z_given_t, a.h_t, a.ratio, a.ratio_low, a.ratio_high = (
+            ...     0.5, 0.25, 1.0, 0.5, 0.4, 0.6)
+            >>> a.labelled = 40
+            >>> print(a.information_text().replace("], ", "],\\n"))
+            I(Z;T)/H(T) = 0.50 [90% CI 0.40, 0.60],
+            I(Z;T) = 0.50 of H(T) = 1.00 bits, H(Z|T) = 0.25 bits
+        """
+        return (
+            f"I(Z;T)/H(T) = {self.ratio:.2f} [90% CI {self.ratio_low:.2f}, "
+            f"{self.ratio_high:.2f}], I(Z;T) = {self.i_zt:.2f} of H(T) = {self.h_t:.2f} bits, "
+            f"H(Z|T) = {self.h_z_given_t:.2f} bits"
+        )
+
+
+#: What the label numbers are computed over, for a note beside them.
+INFORMATION_NOTE = (
+    "bias-corrected: the mean over 100 label permutations subtracted; 90% bootstrap intervals"
+)
 
 
 def expected_positives(ids: np.ndarray, batch_size: int) -> float:
@@ -159,6 +196,28 @@ def neighbour_lift(
     return same / chance if chance > 0 else float("nan")
 
 
+def recodes_labels(ids: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether clusters ``ids`` are the ``labels`` under other names (every cluster inside one
+    label and every label inside one cluster), over rows with a label (``labels >= 0``).
+
+    Needs more labelled rows than labels: with one row per label any partition would do.
+
+    Examples:
+        >>> recodes_labels(np.array([5, 5, 7, 7, 9]), np.array([1, 1, 0, 0, -1]))
+        True
+        >>> recodes_labels(np.array([5, 5, 7, 8]), np.array([1, 1, 0, 0]))
+        False
+    """
+    known = labels >= 0
+    z = dense_rank(np.asarray(ids, dtype=np.int64)[known])[0]
+    t = dense_rank(np.asarray(labels, dtype=np.int64)[known])[0]
+    if len(t) == 0:
+        return False
+    n_labels = int(t.max()) + 1
+    pairs = len(np.unique(z * n_labels + t))
+    return len(t) > n_labels and pairs == int(z.max()) + 1 == n_labels
+
+
 def _mutual_information(z: np.ndarray, t: np.ndarray, n_labels: int) -> float:
     h_z = entropy_bits(np.bincount(z))
     h_t = entropy_bits(np.bincount(t))
@@ -178,24 +237,36 @@ def _label_numbers(ids: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     bias = float(null.mean())
     i_zt = max(observed - bias, 0.0)
     p_value = (1 + np.sum(null >= observed - 1e-12)) / (1 + _PERMUTATIONS)
+    raw_ratio = (observed - bias) / h_t if h_t > 0 else float("nan")
     ratios = []
     for _ in range(_BOOTSTRAPS):
         pick = rng.integers(0, len(z), len(z))
         zb, tb = dense_rank(z[pick])[0], dense_rank(labels[pick])[0]
         h_tb = entropy_bits(np.bincount(tb))
         if h_tb > 0:
-            ratios.append(max(_mutual_information(zb, tb, int(tb.max()) + 1) - bias, 0.0) / h_tb)
-    low, high = np.quantile(ratios, [0.05, 0.95]) if ratios else (float("nan"),) * 2
+            ratios.append(_mutual_information(zb, tb, int(tb.max()) + 1) / h_tb)
+    # Resampling with replacement inflates the plug-in information (duplicated rows look
+    # like shared clusters), so the percentiles of the resamples sit above the estimate. Their
+    # spread around their own median, laid around the estimate, keeps the width and always
+    # contains the point; clipping to [0, 1] treats the point and both ends alike.
+    low, high = float("nan"), float("nan")
+    if ratios:
+        q_low, middle, q_high = np.quantile(ratios, [0.05, 0.5, 0.95])
+        low = min(max(raw_ratio - (middle - q_low), 0.0), 1.0)
+        high = min(max(raw_ratio + (q_high - middle), 0.0), 1.0)
     h_z_given_t = max(h_z - i_zt, 0.0)
     return {
         "labelled": len(z),
         "i_zt": i_zt,
         "h_z_given_t": h_z_given_t,
-        "ratio": i_zt / h_t if h_t > 0 else float("nan"),
-        "ratio_low": float(low),
-        "ratio_high": float(high),
+        "h_t": h_t,
+        "ratio": min(i_zt / h_t, 1.0) if h_t > 0 else float("nan"),
+        "ratio_low": low,
+        "ratio_high": high,
         "score": (i_zt - h_z_given_t) / h_t if h_t > 0 else float("nan"),
         "informative": bool(p_value <= _P_VALUE),
+        "p_value": float(p_value),
+        "label_copy": recodes_labels(z, labels),
     }
 
 
@@ -213,8 +284,12 @@ def assess(
     n = len(candidate.ids)
     positives = expected_positives(candidate.ids, batch_size)
     share = positives / max(batch_size - 1, 1)
+    sizes = np.bincount(dense_rank(np.asarray(candidate.ids, dtype=np.int64))[0])
+    alone = float(np.sum(sizes == 1)) / max(n, 1)
     if positives < MIN_POSITIVES:
         usable, why = False, f"too fine: {positives:.2f} positives per anchor (SimCLR-like)"
+    elif alone > MAX_SINGLETON_SHARE:
+        usable, why = False, f"too fine: {alone:.0%} of the rows alone in their cluster"
     elif share > MAX_POSITIVE_SHARE:
         usable, why = False, f"too coarse: {share:.0%} of the batch is positive"
     else:
@@ -241,6 +316,8 @@ def assess(
             )
             for key, value in numbers.items():
                 setattr(result, key, value)
-            if not result.informative:
+            if result.label_copy:
+                result.why = "the label itself (recoded): training on it is SupCon"
+            elif not result.informative:
                 result.why += "; no measurable information about the labels"
     return result

@@ -209,3 +209,18 @@ def build_hierarchy(
         "num_groups": len(unique),
         "labels_shallower_than_level": shallow,
     }
+
+
+def hierarchy_depth(table: pd.DataFrame, *, label_column: str, parents: ParentSpec) -> int:
+    """The deepest level of ``label_column``'s values in the hierarchy (root = 0): at this
+    level and below every label maps to itself.
+
+    Examples:
+        >>> tree = {"all": {"Clothes": [0, 2], "Goods": [5, 7]}}
+        >>> hierarchy_depth(pd.DataFrame({"label": [0, 5]}), label_column="label", parents=tree)
+        2
+    """
+    require_columns(table, [label_column], "label_column")
+    tree = load_parents(parents)
+    names = {_key(v) for v in table[label_column].dropna().unique()}
+    return max((len(ancestor_path(n, tree)) - 1 for n in names if n in tree), default=0)

@@ -33,10 +33,12 @@ import pandas as pd
 
 from clinfonce.clusters._codes import encode_labels
 from clinfonce.clusters.assess import (
+    INFORMATION_NOTE,
     MIN_LIFT,
     Assessment,
     Candidate,
     assess,
+    recodes_labels,
 )
 from clinfonce.clusters.builders import run_builder
 
@@ -73,12 +75,15 @@ class Suggestion:
 
 
 def _sort_key(item: Assessment) -> tuple[int, float, float]:
-    # Informative and usable first, then informative but badly sized, then the rest. Without
-    # labels, an embedding's neighbour lift stands in for the information, else nothing does.
+    # Informative and usable first, then informative but badly sized, then the rest, then
+    # the label itself in disguise (never weak supervision). Without labels, an embedding's
+    # neighbour lift stands in for the information, else nothing does.
     informative = item.informative
     if informative is None and np.isfinite(item.lift):
         informative = item.lift > MIN_LIFT
     group = (0 if item.usable else 1) if informative is not False else 2
+    if item.label_copy:
+        group = 3
     score = item.score if np.isfinite(item.score) else 0.0
     if item.informative is None and np.isfinite(item.lift):
         score = item.lift
@@ -91,8 +96,9 @@ def candidates_from_table(
     exclude: Sequence[str],
     *,
     columns: Sequence[str] | None = None,
-    hierarchy: tuple[str, str, Sequence[int]] | None = None,
+    hierarchy: tuple[str, str, Sequence[int] | None] | None = None,
     tags: str | None = None,
+    labels: np.ndarray | None = None,
 ) -> tuple[list[Candidate], dict[str, str]]:
     """Candidates of a table: each attribute column, joints of the top-k attributes (by
     entropy, k up to :data:`MAX_JOINT`), hierarchy levels and top-k tag sets.
@@ -100,19 +106,27 @@ def candidates_from_table(
     Args:
         table: one row per sample.
         exclude: columns that are not auxiliary information (path, id, label, split).
-        columns: the attribute columns to consider (default: all others).
-        hierarchy: ``(parents file, leaf column, levels)`` for hierarchy candidates.
+        columns: the attribute columns to consider (default: all others). A column of tag
+            sets among them (too many distinct values to be an attribute, but fewer tags)
+            becomes a tag candidate, as ``tags`` does.
+        hierarchy: ``(parents file, leaf column, levels)`` for hierarchy candidates;
+            levels ``None``: every level above the leaves (the leaf level is the leaf
+            column itself, usually the label).
         tags: a tag column.
+        labels: label codes per row (``-1``: unknown); a column that recodes them stays a
+            candidate (to be flagged) but never joins a joint of attributes.
 
     Returns:
         The candidates and, for columns that could not be one, why.
     """
     from clinfonce.clusters.attributes import attribute_sweep
+    from clinfonce.clusters.tags import looks_like_tags
 
     skipped: dict[str, str] = {}
     found: list[Candidate] = []
     names = list(columns) if columns is not None else [str(c) for c in table.columns]
     usable_columns = []
+    tag_columns = [tags] if tags is not None else []
     for name in names:
         if name in exclude or name == tags:
             continue
@@ -120,9 +134,15 @@ def candidates_from_table(
         try:
             ids = run_builder(table, "attributes", columns=[name]).ids
         except ValueError as exc:
-            skipped[name] = str(exc).split(";")[0]
+            if looks_like_tags(table[name]):
+                tag_columns.append(name)
+            else:
+                text = table[name].dtype == object
+                hint = "; tags would be found if written as '#a #b', 'a|b' or a JSON list"
+                skipped[name] = str(exc).split(";")[0] + (hint if text else "")
             continue
-        usable_columns.append(name)
+        if labels is None or not recodes_labels(ids, labels):
+            usable_columns.append(name)
         found.append(Candidate(name, clusters, ids))
     if len(usable_columns) > 1:
         ks = list(range(2, min(MAX_JOINT, len(usable_columns)) + 1))
@@ -131,21 +151,16 @@ def candidates_from_table(
             clusters = {"builder": "attributes", "params": {"columns": used}}
             found.append(Candidate("+".join(used), clusters, ids))
     if hierarchy is not None:
-        parents, leaf, levels = hierarchy
-        for level in levels:
-            params = {"label_column": leaf, "parents": parents, "level": level}
-            clusters = {"builder": "hierarchy", "params": params}
-            ids = run_builder(table, "hierarchy", **params).ids
-            found.append(Candidate(f"hierarchy level {level}", clusters, ids))
-    if tags is not None:
+        found += _hierarchy_candidates(table, *hierarchy, skipped)
+    for column in tag_columns:
         for k in TAG_KS:
-            params = {"column": tags, "k": k}
+            params = {"column": column, "k": k}
             try:
                 ids = run_builder(table, "tags", **params).ids
             except ValueError:
                 break  # fewer tags than k: the larger k fail too
             found.append(
-                Candidate(f"{tags} top-{k} tags", {"builder": "tags", "params": params}, ids)
+                Candidate(f"{column} top-{k} tags", {"builder": "tags", "params": params}, ids)
             )
     if not found:
         listing = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "none left"
@@ -156,6 +171,31 @@ def candidates_from_table(
     return found, skipped
 
 
+def _hierarchy_candidates(
+    table: pd.DataFrame,
+    parents: str,
+    leaf: str,
+    levels: Sequence[int] | None,
+    skipped: dict[str, str],
+) -> list[Candidate]:
+    from clinfonce.clusters.hierarchy import hierarchy_depth
+
+    chosen = levels
+    if chosen is None:
+        chosen = range(1, hierarchy_depth(table, label_column=leaf, parents=parents) + 1)
+    found = []
+    leaves = table[leaf].nunique()
+    for level in chosen:
+        params = {"label_column": leaf, "parents": parents, "level": level}
+        ids = run_builder(table, "hierarchy", **params).ids
+        name = f"hierarchy level {level}"
+        if levels is None and len(np.unique(ids)) == leaves:
+            skipped[name] = f"the leaf column {leaf!r} itself (one cluster per value)"
+            continue
+        found.append(Candidate(name, {"builder": "hierarchy", "params": params}, ids))
+    return found
+
+
 def suggest(
     table: pd.DataFrame,
     exclude: Sequence[str],
@@ -163,7 +203,7 @@ def suggest(
     label_column: str | None = None,
     batch_size: int = 256,
     columns: Sequence[str] | None = None,
-    hierarchy: tuple[str, str, Sequence[int]] | None = None,
+    hierarchy: tuple[str, str, Sequence[int] | None] | None = None,
     tags: str | None = None,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
@@ -176,18 +216,21 @@ def suggest(
         label_column: labels, where known (missing values are rows without a label).
         batch_size: the training batch size (capped at the number of rows).
         columns: attribute columns to consider (default: all but ``exclude``).
-        hierarchy: ``(parents file, leaf column, levels)``.
-        tags: a tag column.
+        hierarchy: ``(parents file, leaf column, levels)``; levels ``None``: every level
+            above the leaves.
+        tags: a tag column (tag columns among ``columns`` are found without it).
         embeddings: one row per table row (e.g. from ``clinfonce embed``), for the
             label-free neighbour lift.
         seed: seeds the permutations and bootstrap resamples.
 
     Examples:
-        >>> t = pd.DataFrame({"group": [0, 0, 1, 1] * 25, "batch": [0, 1] * 50,
-        ...                   "label": [0, 0, 1, 1] * 25})
+        >>> t = pd.DataFrame({"group": [0, 0, 1, 1] * 25, "batch": [0, 1, 2, 3, 4] * 20,
+        ...                   "code": ["b", "a", "d", "c"] * 25, "label": [0, 1, 2, 3] * 25})
         >>> s = suggest(t, ["label"], label_column="label", batch_size=32)
         >>> [a.candidate.name for a in s.ranked], s.method
-        (['group', 'batch+group', 'batch'], 'clinfonce')
+        (['group', 'batch+group', 'batch', 'code'], 'clinfonce-plus-simclr')
+        >>> s.ranked[-1].why
+        'the label itself (recoded): training on it is SupCon'
     """
     batch = min(batch_size, len(table))
     if embeddings is not None and len(embeddings) != len(table):
@@ -195,15 +238,15 @@ def suggest(
             f"the embeddings have {len(embeddings)} rows but the table {len(table)}; give one "
             "embedding per table row, in table order"
         )
-    found, skipped = candidates_from_table(
-        table, exclude, columns=columns, hierarchy=hierarchy, tags=tags
-    )
     labels = None
     if label_column is not None:
         known = table[label_column].notna().to_numpy()
         labels = np.full(len(table), -1, dtype=np.int64)
         if known.any():
             labels[known] = encode_labels(table.loc[known, label_column]).codes
+    found, skipped = candidates_from_table(
+        table, exclude, columns=columns, hierarchy=hierarchy, tags=tags, labels=labels
+    )
     ranked = sorted(
         (assess(c, batch, labels, embeddings=embeddings, seed=seed) for c in found),
         key=_sort_key,
@@ -212,7 +255,22 @@ def suggest(
     return Suggestion(ranked, batch, method, reason, skipped)
 
 
-def _recommend(best: Assessment, has_labels: bool) -> tuple[str, str]:
+#: The rule for the objective, as the start summary of ``clinfonce run`` states it.
+METHOD_RULE = (
+    "pure Cl-InfoNCE when labelled training rows show the clusters carry at least half the "
+    f"label information (lower 90% bound of I(Z;T)/H(T) >= {LOW_INFORMATION_RATIO}) and are "
+    "well sized, else Cl-InfoNCE + InfoNCE (measured: the combined objective never fell below "
+    "SimCLR; pure Cl-InfoNCE did on coarse or useless clusters)"
+)
+
+
+def default_method(best: Assessment, has_labels: bool) -> tuple[str, str]:
+    """The objective for clusters judged as ``best`` and why: one rule for every source,
+    whether ``auto`` picked it or it was named (:data:`METHOD_RULE`).
+
+    Returns:
+        ``clinfonce`` or ``clinfonce-plus-simclr``, and the reason in a sentence or two.
+    """
     name = best.candidate.name
     if not has_labels and np.isfinite(best.lift):
         return "clinfonce-plus-simclr", (
@@ -222,25 +280,40 @@ def _recommend(best: Assessment, has_labels: bool) -> tuple[str, str]:
         )
     if not has_labels:
         return "clinfonce-plus-simclr", (
-            f"{name}: {best.why}, the most distinct clusters (K = {best.k}) of the usable "
-            "sources. Without labels nothing tells whether a source is informative, so the "
-            "combined objective (Cl-InfoNCE + InfoNCE) is the safe choice."
+            f"{name}: {best.why}, K = {best.k}. Without labels nothing tells whether a source "
+            "is informative, so the combined objective (Cl-InfoNCE + InfoNCE) is the safe choice."
         )
+    if best.label_copy:
+        return "clinfonce", (
+            f"{name}: {best.information_text()}. These clusters are the labels under other "
+            "names, so this is supervised contrastive learning (SupCon), not weak supervision."
+        )
+    text = f"{name}: {best.information_text()}, {best.why}."
     if not best.informative:
         return "clinfonce-plus-simclr", (
-            f"no source tells measurably about the labels; {name} is the least bad. The "
-            "combined objective keeps SimCLR's instance term, so it stays near SimCLR."
+            f"{text} No measurable information about the labels (permutation p = "
+            f"{best.p_value:.2f}); the combined objective keeps SimCLR's instance term, so it "
+            "stays near SimCLR."
         )
-    text = (
-        f"{name}: I(Z;T)/H(T) = {best.ratio:.2f} [{best.ratio_low:.2f}, {best.ratio_high:.2f}] "
-        f"at H(Z|T) = {best.h_z_given_t:.2f} bits (bias-corrected), {best.why}."
-    )
     if best.usable and best.ratio_low >= LOW_INFORMATION_RATIO:
         return "clinfonce", f"{text} Informative enough for pure Cl-InfoNCE."
     return "clinfonce-plus-simclr", (
         f"{text} Not clearly informative or well sized, so the combined objective "
         "(Cl-InfoNCE + InfoNCE), which stays near SimCLR when the clusters mislead."
     )
+
+
+def _recommend(best: Assessment, has_labels: bool) -> tuple[str, str]:
+    if best.label_copy:
+        return "supcon", (
+            f"every candidate is the label itself (recoded), {best.candidate.name} included: "
+            "there is no weak supervision to use; train SupCon (method.name=supcon) or give "
+            "another source of auxiliary information."
+        )
+    if has_labels and not best.informative:
+        method, reason = default_method(best, has_labels)
+        return method, f"no source tells measurably about the labels; the least bad is {reason}"
+    return default_method(best, has_labels)
 
 
 def suggestion_markdown(suggestion: Suggestion) -> str:
@@ -267,11 +340,14 @@ def suggestion_markdown(suggestion: Suggestion) -> str:
             row.append(f"{a.lift:.2f}")
         if with_labels:
             row += [
-                f"{a.i_zt:.3f}",
-                f"{a.h_z_given_t:.3f}",
+                f"{a.i_zt:.2f}",
+                f"{a.h_z_given_t:.2f}",
                 f"{a.ratio:.2f} [{a.ratio_low:.2f}, {a.ratio_high:.2f}]",
                 f"{a.score:+.2f}",
             ]
         row.append(a.why)
         lines.append("| " + " | ".join(row) + " |")
+    if with_labels:
+        labelled = max(a.labelled for a in suggestion.ranked)
+        lines += ["", f"Information in bits over {labelled} labelled rows, {INFORMATION_NOTE}."]
     return "\n".join(lines) + "\n"

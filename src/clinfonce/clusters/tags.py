@@ -155,6 +155,26 @@ def parse_tags(
     return rows[order], tags[order]
 
 
+def looks_like_tags(series: pd.Series) -> bool:
+    """Whether a column holds tag sets: its cells parse as tags (:func:`parse_tags`), some
+    cell holds several, and there are fewer distinct tags than distinct cells.
+
+    Examples:
+        >>> looks_like_tags(pd.Series(["#sea #sun", "#sun", "#sea #boat", "#boat #sun"]))
+        True
+        >>> looks_like_tags(pd.Series(["red", "blue", "red"]))
+        False
+    """
+    try:
+        rows, tags = parse_tags(series)
+    except ValueError:
+        return False
+    if len(tags) == 0 or np.bincount(rows).max() < 2:
+        return False
+    cells = series.map(lambda v: str(v) if isinstance(v, str) else repr(v))
+    return len(set(tags.tolist())) < cells.nunique()
+
+
 def tag_matrix(table: pd.DataFrame, column: str, *, fmt: str = "auto", sep: str = "|") -> TagMatrix:
     """Parse ``column`` into a :class:`TagMatrix` (duplicate tags in a cell count once)."""
     require_columns(table, [column], "tag column")

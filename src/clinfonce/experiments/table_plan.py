@@ -8,6 +8,7 @@ images for :func:`clinfonce.experiments.table_run.run_table`.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clinfonce.clusters.suggest import Suggestion, suggest
+from clinfonce.clusters.assess import INFORMATION_NOTE, Assessment, Candidate, assess
+from clinfonce.clusters.suggest import METHOD_RULE, Suggestion, default_method, suggest
 from clinfonce.data.custom_sources import read_metadata
 from clinfonce.data.defaults import (
     MAX_IMAGE_SIDE,
@@ -51,13 +53,16 @@ class TableRunOptions:
         level: the hierarchy level (root = 0).
         hierarchy_column: the hierarchy's leaf column (default: the label column).
         tags: a tag column (top tags as clusters).
+        k: the number of top tags with ``tags`` (``None``: the advisor's pick).
         kmeans: K for K-means of the model's own embedding (no auxiliary data).
         clusters: an existing stage-1 assignment file (``id,cluster``).
-        method: ``method.name`` (``None``: the suggestion's with ``auto``, else ``auto``).
+        method: ``method.name`` (``None``: one rule for every source, from the clusters'
+            numbers: :data:`clinfonce.clusters.suggest.METHOD_RULE`).
         epochs: training epochs (``None``: from ``steps``).
         steps: the step budget when ``epochs`` is not given.
         batch_size: requested batch (lowered to the training rows when larger).
-        out: the run directory (default ``runs/<table stem>``).
+        out: the run directory (default ``runs/<table stem>-<source>``, numbered when
+            taken).
         compare: baselines trained at the same budget and evaluated alongside.
         overrides: ``section.key=value`` config overrides, applied last.
         image_root: folder the paths are relative to (default: the table's folder).
@@ -74,6 +79,7 @@ class TableRunOptions:
     level: int | None = None
     hierarchy_column: str | None = None
     tags: str | None = None
+    k: int | None = None
     kmeans: int | None = None
     clusters: str | None = None
     method: str | None = None
@@ -102,8 +108,10 @@ class TablePlan:
         source: the images and table, loaded once.
         columns: the column roles.
         summary: the start summary, one line per item.
-        suggestion: the cluster suggestion when ``--aux auto`` asked for one.
-        cluster_metrics: K (and with labels the information numbers) of the clusters.
+        suggestion: the cluster suggestion when ``--aux auto`` (or ``--tags`` without
+            ``--k``) asked for one.
+        assessment: the advisor's numbers of the training clusters (the same estimator as
+            ``clinfonce clusters suggest``); ``None`` for K-means.
     """
 
     config: ExperimentConfig
@@ -111,13 +119,14 @@ class TablePlan:
     columns: TableColumns
     summary: list[str]
     suggestion: Suggestion | None = None
-    cluster_metrics: dict[str, float] = field(default_factory=dict)
+    assessment: Assessment | None = None
 
 
 def _clusters_section(
     options: TableRunOptions, columns: TableColumns, train_table: pd.DataFrame, batch: int
-) -> tuple[dict[str, Any], str, Suggestion | None]:
-    """The ``clusters`` section, its description, and the suggestion behind ``auto``."""
+) -> tuple[dict[str, Any], str, str, Suggestion | None]:
+    """The ``clusters`` section, its description, a short name for the run directory, and
+    the suggestion behind ``auto`` (or behind ``--tags`` without ``--k``)."""
     auto = options.aux == ["auto"]
     given = [
         ("--aux", options.aux),
@@ -130,52 +139,110 @@ def _clusters_section(
     chosen = [flag for flag, value in given if value]
     if len(chosen) > 1:
         raise ValueError(f"give one source of clusters, not {' and '.join(chosen)}")
+    if options.k is not None and options.tags is None:
+        raise ValueError("--k is the number of top tags of --tags COL; pass --tags too")
     leaf = options.hierarchy_column or columns.label
     if options.hierarchy is not None and leaf is None:
         raise ValueError("--hierarchy needs the leaf column: pass --hierarchy-column COL")
     if options.hierarchy is not None and options.level is None and not auto:
         raise ValueError("--hierarchy needs --level L (the ancestor depth, root = 0)")
-    if auto:
+    # The source adds an `id` column (the path) when the table has none.
+    reserved = [*columns.reserved, "id"]
+    if auto or (options.tags and options.k is None):
         hierarchy = None
-        if options.hierarchy is not None and leaf is not None:
-            levels = [options.level] if options.level is not None else [1, 2, 3]
+        if auto and options.hierarchy is not None and leaf is not None:
+            levels = [options.level] if options.level is not None else None
             hierarchy = (options.hierarchy, leaf, levels)
         found = suggest(
             train_table,
-            # The source adds an `id` column (the path) when the table has none.
-            [*columns.reserved, "id", *([leaf] if hierarchy and leaf else [])],
+            [*reserved, *([leaf] if hierarchy and leaf else [])],
             label_column=columns.label,
             batch_size=batch,
+            columns=None if auto else [],
             hierarchy=hierarchy,
             tags=options.tags,
             seed=options.seed,
         )
-        pick = found.best.candidate
-        described = f"{pick.name}, --aux auto's pick of {len(found.ranked)} candidates"
-        return pick.clusters, described, found
+        pick = found.best
+        if pick.label_copy:
+            raise ValueError(
+                f"every candidate source is the label {columns.label!r} under other names "
+                f"({pick.candidate.name} included): there is no weak supervision to use; give "
+                "a column of auxiliary information, or train on the labels with --method supcon"
+            )
+        name = pick.candidate.name
+        if auto:
+            described = f"{name}, --aux auto's pick of {len(found.ranked)} candidates"
+        else:
+            k = pick.candidate.clusters["params"]["k"]
+            described = f"{name} (--k {k}, the advisor's pick of {len(found.ranked)}; "
+            described += "set it with --k)"
+        return pick.candidate.clusters, described, name, found
     if options.aux:
         return (
             {"builder": "attributes", "params": {"columns": list(options.aux)}},
             f"joint value of {', '.join(options.aux)}",
+            "+".join(options.aux),
             None,
         )
     if options.hierarchy is not None:
         params = {"label_column": leaf, "parents": options.hierarchy, "level": options.level}
-        return {"builder": "hierarchy", "params": params}, f"{leaf} at level {options.level}", None
+        return (
+            {"builder": "hierarchy", "params": params},
+            f"{leaf} at level {options.level}",
+            f"level{options.level}",
+            None,
+        )
     if options.tags:
         return (
-            {"builder": "tags", "params": {"column": options.tags}},
-            f"tags of {options.tags}",
+            {"builder": "tags", "params": {"column": options.tags, "k": options.k}},
+            f"top-{options.k} tags of {options.tags}",
+            f"{options.tags}-top{options.k}",
             None,
         )
     if options.clusters is not None:
-        return {"assignment": options.clusters}, f"assignment file {options.clusters}", None
+        return (
+            {"assignment": options.clusters},
+            f"assignment file {options.clusters}",
+            Path(options.clusters).stem,
+            None,
+        )
     if options.kmeans is not None:
-        return {}, f"K-means (K = {options.kmeans}) of the model's own embedding", None
+        return (
+            {},
+            f"K-means (K = {options.kmeans}) of the model's own embedding",
+            f"kmeans{options.kmeans}",
+            None,
+        )
     raise ValueError(
         "no auxiliary information given: pass --aux COL[,COL...] (or --aux auto), "
         "--hierarchy FILE --level L, --tags COL, --clusters FILE or --kmeans K"
     )
+
+
+def _default_run_directory(table: Path, source: str) -> Path:
+    """``runs/<table stem>-<source>``, numbered (``-2``, ``-3``...) when already taken, so a
+    run with other flags never lands in an earlier run's directory."""
+    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "-", source).strip("-") or "run"
+    base = Path("runs") / f"{table.stem}-{slug}"
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate.absolute()
+
+
+def _refuse_taken_out(out: Path, overrides: list[str]) -> None:
+    """A given ``--out`` that holds a run is refused before any work, with advice that works
+    for ``clinfonce run`` (a finished run's config differs from this one's)."""
+    if any(item.replace(" ", "").lower() == "output.overwrite=true" for item in overrides):
+        return
+    if out.is_dir() and any(out.iterdir()):
+        raise ValueError(
+            f"--out {out} already holds a run; give another --out, leave --out out (each run "
+            "then gets a directory of its own under runs/), or add output.overwrite=true to "
+            "replace it"
+        )
 
 
 def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
@@ -185,6 +252,8 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     table = Path(options.table).absolute()
     if not table.is_file():
         raise FileNotFoundError(f"table {options.table} not found")
+    if options.out:
+        _refuse_taken_out(Path(options.out).absolute(), options.overrides)
     frame = read_metadata(table)
     root = Path(options.image_root).absolute() if options.image_root else table.parent
     columns = detect_columns(
@@ -228,13 +297,17 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     batch, batch_note = clamp_batch(options.batch_size, train_rows)
     steps_per_epoch = train_rows // batch
     epochs = options.epochs or max(1, math.ceil(options.steps / steps_per_epoch))
-    clusters, described, suggestion = _clusters_section(
+    clusters, described, source_name, suggestion = _clusters_section(
         options, columns, source.table[in_train.to_numpy()].reset_index(drop=True), batch
     )
-    # Named explicitly (not "auto") so the report and config.yaml say what trained.
-    default = "kmeans-clinfonce" if options.kmeans is not None else "clinfonce-plus-simclr"
-    method = options.method or (suggestion.method if suggestion is not None else default)
-    out = Path(options.out or Path("runs") / table.stem).absolute()
+    # Named explicitly (not "auto") so the report and config.yaml say what trained; the
+    # rule needs the clusters' numbers, so a provisional name until they are measured.
+    method = options.method or (
+        "kmeans-clinfonce" if options.kmeans is not None else "clinfonce-plus-simclr"
+    )
+    out = (
+        Path(options.out).absolute() if options.out else _default_run_directory(table, source_name)
+    )
     values: dict[str, Any] = {
         **_RECIPE,
         "data": {
@@ -259,15 +332,37 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     if options.kmeans is not None:
         values["kmeans"] = {"n_clusters": [options.kmeans]}
     config = config_from_dict(values, options.overrides)
-    metrics: dict[str, float] = {}
+    assessment = None
     if config.clusters.defined:
-        from clinfonce.clusters import cluster_metrics
-
         prepared = prepare_data(config.data, config.clusters, monitor_split=None, source=source)
-        labels = prepared.train_labels()
         if prepared.clusters is not None:
-            known = labels is not None and bool((labels >= 0).any())
-            metrics = cluster_metrics(prepared.clusters, labels if known else None, ami=False)
+            # Warnings name the columns themselves ("colour", not "joint value of colour").
+            name = "+".join(options.aux) if options.aux and options.aux != ["auto"] else described
+            assessment = _assess_clusters(
+                prepared.clusters, prepared.train_labels(), suggestion, name, config
+            )
+    has_labels = assessment is not None and assessment.informative is not None
+    why = None
+    if assessment is not None:
+        rule_method, why = default_method(assessment, has_labels)
+        if suggestion is not None:
+            why = suggestion.reason
+        if (
+            options.method is None
+            and config.method.name != rule_method
+            and not _named(options.overrides, "method.name")
+        ):
+            values["method"]["name"] = rule_method
+            config = config_from_dict(values, options.overrides)
+    if options.method is not None or _named(options.overrides, "method.name"):
+        method_line = f"method: {config.method.name} (asked for)"
+    elif options.kmeans is not None:
+        method_line = (
+            "method: kmeans-clinfonce (K-means of the model's own embedding, after a SimCLR "
+            "warm-up)"
+        )
+    else:
+        method_line = f"method: {config.method.name} (the rule for every source: {METHOD_RULE})"
     summary = [
         f"table: {table} ({len(frame)} rows; path column {columns.path!r}, id "
         f"{columns.id or '(the path)'!r}, label {columns.label or '(none)'!r}, split "
@@ -281,23 +376,86 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         f"training: {train_rows} rows, batch {config.train.batch_size}"
         + (f" ({batch_note})" if batch_note else "")
         + f", {steps_per_epoch} step(s) per epoch x {config.train.epochs} epoch(s) = "
-        f"{steps_per_epoch * config.train.epochs} steps, method {config.method.name}",
-        f"clusters: {described}" + _metrics_text(metrics),
+        f"{steps_per_epoch * config.train.epochs} steps",
+        method_line,
+        f"clusters: {described}" + _metrics_text(assessment),
     ]
-    if suggestion is not None:
-        summary.append(f"why: {suggestion.reason}")
+    if why is not None:
+        summary.append(f"why: {why}")
+    summary += _warnings(assessment, options, columns, source.table[in_train.to_numpy()])
     for line in summary:
         log(line)
-    return TablePlan(config, source, columns, summary, suggestion, metrics)
+    return TablePlan(config, source, columns, summary, suggestion, assessment)
 
 
-def _metrics_text(metrics: dict[str, float]) -> str:
-    if not metrics:
+def _named(overrides: list[str], key: str) -> bool:
+    return any(item.split("=", 1)[0].strip() == key for item in overrides)
+
+
+def _assess_clusters(
+    ids: np.ndarray,
+    labels: np.ndarray | None,
+    suggestion: Suggestion | None,
+    described: str,
+    config: ExperimentConfig,
+) -> Assessment:
+    """The advisor's numbers of the training clusters: the suggestion's own where it picked
+    them (the same figures in the summary, the why line and the table), else measured with
+    the same estimator."""
+    if suggestion is not None:
+        return suggestion.best
+    candidate = Candidate(described, config.to_dict()["clusters"], ids)
+    known = labels if labels is not None and bool((labels >= 0).any()) else None
+    return assess(candidate, config.train.batch_size, known, seed=config.train.seed)
+
+
+def _warnings(
+    assessment: Assessment | None,
+    options: TableRunOptions,
+    columns: TableColumns,
+    train_table: pd.DataFrame,
+) -> list[str]:
+    """Lines for a source that is the label in disguise or tells nothing about the labels."""
+    if assessment is None or assessment.informative is None:
+        return []
+    from clinfonce.clusters.assess import recodes_labels
+    from clinfonce.clusters.builders import run_builder
+
+    label = columns.label
+    copies = []
+    if options.aux and options.aux != ["auto"] and label is not None:
+        codes = pd.factorize(train_table[label])[0]
+        for column in options.aux:
+            ids = run_builder(train_table, "attributes", columns=[column]).ids
+            if recodes_labels(ids, codes):
+                copies.append(column)
+    if assessment.label_copy and not copies:
+        copies.append(assessment.candidate.name)
+    if copies:
+        return [
+            f"warning: {', '.join(copies)} is the label {label!r} under other names (every "
+            "cluster inside one label and every label inside one cluster): training on it is "
+            "supervised contrastive learning (SupCon), not weak supervision; give a source of "
+            "auxiliary information to measure what it adds"
+        ]
+    if assessment.informative:
+        return []
+    return [
+        f"warning: {assessment.candidate.name} tells nothing measurable about the labels "
+        f"({assessment.information_text()}; permutation test p = {assessment.p_value:.2f} over "
+        f"{assessment.labelled} labelled training rows). Cl-InfoNCE on it pulls together "
+        "samples the labels tell apart: expect no gain over SimCLR (check with --compare "
+        "simclr), and a loss with pure Cl-InfoNCE (--method clinfonce)"
+    ]
+
+
+def _metrics_text(assessment: Assessment | None) -> str:
+    if assessment is None:
         return ""
-    text = f"; K = {int(metrics['num_clusters'])}"
-    if "i_zt" in metrics:
+    text = f"; K = {assessment.k}"
+    if assessment.informative is not None:
         text += (
-            f", I(Z;T)/H(T) = {metrics['i_zt_over_h_t']:.2f} (I(Z;T) = {metrics['i_zt']:.2f} "
-            f"of H(T) = {metrics['h_t']:.2f} bits, H(Z|T) = {metrics['h_z_given_t']:.2f})"
+            f", {assessment.information_text()} (over {assessment.labelled} labelled training "
+            f"rows, {INFORMATION_NOTE})"
         )
     return text

@@ -3,6 +3,7 @@ the accuracies of every evaluated encoder, and the plots."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,53 +14,198 @@ import pandas as pd
 from clinfonce.clusters.suggest import suggestion_markdown
 from clinfonce.experiments.table_plan import TablePlan
 
+#: Largest clusters drawn, by name, in the cluster-size plot.
+_NAMED_CLUSTERS = 30
+#: A loss term that ends within this share of the way from its chance level to its floor
+#: has not learned.
+_LEARNED_SHARE = 0.05
 
-def _training_curves(run_dirs: dict[str, Path], path: Path) -> Path | None:
-    """``train/loss`` against the step for each trained run (from its CSV log)."""
+
+def _loss_logs(run_dirs: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    """Each trained run's CSV log (rows with ``train/loss``)."""
+    logs = {}
+    for name, run_dir in run_dirs.items():
+        files = sorted((run_dir / "logs" / "csv").glob("version_*/metrics.csv"))
+        if files:
+            metrics = pd.read_csv(files[-1])
+            if "train/loss" in metrics:
+                logs[name] = metrics.dropna(subset=["train/loss"])
+    return logs
+
+
+def chance_loss(batch: int, views: int) -> float:
+    """The contrastive loss of an encoder that tells nothing apart (every similarity equal):
+    ``ln(V B - 1)``, whatever the positives, since each positive then scores like every
+    other view in the denominator.
+
+    Examples:
+        >>> round(chance_loss(256, 2), 3)
+        6.236
+    """
+    return math.log(views * batch - 1)
+
+
+def floor_loss(positives: float, views: int) -> float:
+    """The lowest loss with ``positives`` other samples of the anchor's cluster in the batch
+    (its own other views count too): all positives alike and every negative far, so the
+    log-sum over the denominator is the log of the number of positives.
+
+    Examples:
+        >>> floor_loss(0.0, 2)  # SimCLR: one positive, the other view
+        0.0
+    """
+    return math.log(max(views * (1 + positives) - 1, 1.0))
+
+
+def _term_positives(plan: TablePlan, term: str) -> float | None:
+    """Expected other samples per anchor that ``term`` counts as positives (None: unknown)."""
+    from clinfonce.clusters.assess import expected_positives
+
+    batch = plan.config.train.batch_size
+    if term in ("simclr", "instance"):
+        return 0.0
+    if term == "supcon" and plan.config.data.label_column is not None:
+        labels = pd.factorize(plan.source.table[plan.config.data.label_column])[0]
+        return expected_positives(labels[labels >= 0], batch)
+    if term == "clinfonce" and plan.assessment is not None:
+        return plan.assessment.positives
+    return None
+
+
+def loss_lines(plan: TablePlan, run_dirs: dict[str, Path]) -> list[str]:
+    """A table of each run's loss terms against their chance level and floor, with whether
+    each learned: a Cl-InfoNCE term on coarse clusters can stay near chance for a whole
+    short run while SimCLR's falls, and the curves alone do not say which level is which."""
+    config = plan.config
+    batch, views = config.train.batch_size, config.train.views
+    chance = chance_loss(batch, views)
+    lines = [
+        f"Chance level of every term: ln({views} x {batch} - 1) = {chance:.2f} (an encoder "
+        "that tells nothing apart). The floor is ln(positives per anchor), reached when "
+        "every positive is alike and every negative far: 0 for SimCLR, higher the coarser "
+        "the clusters. 'moved' is the share of the way from chance to the floor a term covered "
+        "(start and end: means of the first and last tenth of the logged steps); a term that "
+        "moved less than 5% did not learn its own task, though beside another term it can "
+        "still change what the encoder learns: the accuracy table says whether it helped.",
+        "",
+        "| run | term | start | end | chance | floor | moved | learned? |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, log in _loss_logs(run_dirs).items():
+        terms = [c[len("train/") :] for c in log.columns if c.startswith("train/")]
+        parts = [t for t in terms if t != "loss"] or ["loss"]
+        for term in parts:
+            values = log[f"train/{term}"].dropna().to_numpy()
+            if not len(values):
+                continue
+            tenth = max(1, len(values) // 10)
+            start, end = float(values[:tenth].mean()), float(values[-tenth:].mean())
+            positives = _term_positives(plan, name if term == "loss" else term)
+            floor = None if positives is None else floor_loss(positives, views)
+            if floor is not None and chance - floor > 1e-6:
+                moved = (chance - end) / (chance - floor)
+                verdict = "yes" if moved >= _LEARNED_SHARE else "no: within 5% of chance"
+                verdict = "no: above chance" if moved <= -_LEARNED_SHARE else verdict
+                cells = [f"{floor:.2f}", f"{moved:.0%}", verdict]
+            else:
+                cells = ["-", "-", "yes" if end < chance - 0.05 else "no: near chance"]
+            label = name if term == "loss" else term
+            lines.append(
+                f"| {name} | {label} | {start:.2f} | {end:.2f} | {chance:.2f} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    return [*lines, ""]
+
+
+def _training_curves(
+    run_dirs: dict[str, Path], path: Path, chance: float | None = None
+) -> Path | None:
+    """``train/loss`` against the step for each trained run, with the chance level."""
     from clinfonce.experiments.plots import pyplot
 
+    logs = _loss_logs(run_dirs)
+    if not logs:
+        return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    drawn = False
-    for name, run_dir in run_dirs.items():
-        logs = sorted((run_dir / "logs" / "csv").glob("version_*/metrics.csv"))
-        if not logs:
-            continue
-        metrics = pd.read_csv(logs[-1])
-        if "train/loss" not in metrics:
-            continue
-        curve = metrics.dropna(subset=["train/loss"])
+    for name, curve in logs.items():
         ax.plot(curve["step"], curve["train/loss"], label=name)
-        drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", label=f"chance level {chance:.2f}")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def _cluster_sizes_plot(path: Path) -> Path | None:
-    """Sorted cluster sizes of the training clusters (log scale)."""
+def cluster_names(plan: TablePlan, ids: pd.Series, clusters: np.ndarray) -> dict[int, str]:
+    """A readable name per cluster id: the joint attribute values, the hierarchy ancestor or
+    the top tags present, read off one member row; ``cluster <id>`` otherwise."""
+    section = plan.config.to_dict()["clusters"]
+    params = section.get("params") or {}
+    table = plan.source.table
+    key = plan.config.data.id_column if plan.config.data.id_column in table else "id"
+    rows = table.set_index(table[key].astype(str))
+    first = pd.Series(ids.to_numpy(), index=clusters).groupby(level=0).first()
+    names = {int(c): f"cluster {int(c)}" for c in first.index}
+    builder = section.get("builder")
+    try:
+        members = rows.loc[first.to_numpy()]
+    except KeyError:
+        return names
+    if builder == "attributes" and params.get("columns"):
+        values = members[list(params["columns"])].astype(str).agg("/".join, axis=1)
+        return {int(c): v for c, v in zip(first.index, values, strict=True)}
+    if builder == "hierarchy":
+        from clinfonce.clusters.hierarchy import ancestor_path, load_parents
+
+        tree = load_parents(params["parents"])
+        level = int(params["level"])
+        named = {}
+        for c, leaf in zip(first.index, members[params["label_column"]], strict=True):
+            chain = ancestor_path(str(leaf), tree) if str(leaf) in tree else [str(leaf)]
+            named[int(c)] = chain[level] if len(chain) > level else str(leaf)
+        return named
+    if builder == "tags" and params.get("k"):
+        from clinfonce.clusters.tags import parse_tags, tag_sweep
+
+        _, _, details = next(tag_sweep(table, [params["k"]], column=params["column"]))
+        top = list(details["tags"])
+        row, tag = parse_tags(members[params["column"]].reset_index(drop=True))
+        named = {}
+        for position, c in enumerate(first.index):
+            present = sorted(set(tag[row == position].tolist()) & set(top), key=top.index)
+            named[int(c)] = " ".join(f"#{t}" for t in present) or "(none of the top tags)"
+        return named
+    return names
+
+
+def _cluster_sizes_plot(plan: TablePlan, path: Path) -> Path | None:
+    """The training clusters' sizes on a linear axis, largest first, named."""
     from clinfonce.clusters import read_assignment
     from clinfonce.experiments.plots import pyplot
 
     assignment = path.parent / "clusters.csv"
     if not assignment.is_file():
         return None
-    ids = read_assignment(assignment)["cluster"].to_numpy()
-    sizes = np.sort(np.bincount(ids)[np.bincount(ids) > 0])[::-1]
+    frame = read_assignment(assignment)
+    ids = frame["cluster"].to_numpy()
+    counts = pd.Series(ids).value_counts()
+    shown = counts.iloc[:_NAMED_CLUSTERS]
+    names = cluster_names(plan, frame["id"].astype(str), ids)
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(np.arange(len(sizes)), sizes, width=1.0)
-    ax.set_yscale("log")
-    ax.set_xlabel("cluster (largest first)")
-    ax.set_ylabel("training samples")
-    ax.set_title(f"{len(sizes)} clusters over {len(ids)} training samples")
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.25 * len(shown)))
+    y = np.arange(len(shown))
+    ax.barh(y, shown.to_numpy())
+    ax.set_yticks(y, [names.get(int(c), f"cluster {int(c)}") for c in shown.index], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("training samples")
+    part = f"the {len(shown)} largest of " if len(counts) > len(shown) else ""
+    ax.set_title(f"{part}{len(counts)} clusters over {len(ids)} training samples", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -95,12 +241,14 @@ def write_report(
             f"Recommendation: {plan.suggestion.reason}",
             "",
         ]
-    sizes = _cluster_sizes_plot(run_dir / "cluster-sizes.png")
+    sizes = _cluster_sizes_plot(plan, run_dir / "cluster-sizes.png")
     if sizes is not None:
         lines += ["## Clusters", "", f"![cluster sizes]({sizes.name})", ""]
-    curves = _training_curves(run_dirs, run_dir / "training-curves.png")
+    chance = chance_loss(config.train.batch_size, config.train.views)
+    curves = _training_curves(run_dirs, run_dir / "training-curves.png", chance)
     if curves is not None:
-        lines += ["## Training", "", f"![training loss]({curves.name})", ""]
+        lines += ["## Training", "", *loss_lines(plan, run_dirs)]
+        lines += [f"![training loss]({curves.name})", ""]
     lines += [
         "## Embeddings",
         "",

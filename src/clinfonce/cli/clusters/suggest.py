@@ -15,12 +15,15 @@ SUGGEST_EPILOG = """examples:
   clinfonce clusters suggest meta.csv --hierarchy tree.csv --levels 1,2,3 --tags tags
 
 Each candidate (every attribute column, joints of the top-k attributes, hierarchy levels,
-top-k tag sets) is judged first without labels: K, cluster sizes, and the expected number
-of other samples of an anchor's cluster in a batch (none: the loss is SimCLR; most of the
-batch: it cannot tell samples apart). Where rows have labels (a few per class suffice), by
-I(Z;T), H(Z|T) and I(Z;T)/H(T), bias-corrected, with 90% bootstrap intervals; a source
-with no measurable information about the labels ranks last. `clinfonce run --aux auto`
-trains on the first source with the recommended objective.
+top-k tag sets; a column of tag sets is found without --tags) is judged first without
+labels: K, cluster sizes, and the expected number of other samples of an anchor's cluster
+in a batch (none: the loss is SimCLR; most of the batch: it cannot tell samples apart).
+Where rows have labels (a few per class suffice), by I(Z;T), H(Z|T) and I(Z;T)/H(T),
+bias-corrected, with 90% bootstrap intervals; a source with no measurable information
+about the labels ranks last, and a source that is the label under other names (every
+cluster inside one label and every label inside one cluster) after it: that is SupCon,
+not weak supervision. `clinfonce run --aux auto` trains on the first
+source with the recommended objective.
 """
 
 
@@ -51,7 +54,10 @@ def register_suggest(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     sub.add_argument("--hierarchy", metavar="FILE", help="child,parent CSV or JSON tree")
     sub.add_argument(
-        "--levels", type=comma_list, default=["1", "2"], help="hierarchy levels (default 1,2)"
+        "--levels",
+        type=comma_list,
+        help="hierarchy levels (default: every level above the leaves; the leaf level is "
+        "the leaf column itself, usually the label)",
     )
     sub.add_argument("--hierarchy-column", help="the hierarchy's leaf column (default: label)")
     sub.add_argument("--tags", metavar="COL", help="a tag column")
@@ -91,7 +97,7 @@ def run_suggest(args: argparse.Namespace) -> int:
         leaf = args.hierarchy_column or label
         if leaf is None:
             raise ValueError("--hierarchy needs its leaf column: pass --hierarchy-column COL")
-        levels = [int(v) for v in args.levels]
+        levels = None if args.levels is None else [int(v) for v in args.levels]
         hierarchy = (args.hierarchy, leaf, levels)
     exclude = sorted({*RESERVED_COLUMNS, *args.exclude, *([label] if label else [])})
     if args.hierarchy_column:
