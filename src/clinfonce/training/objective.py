@@ -25,6 +25,8 @@ from torch import nn
 
 from clinfonce.data.config import UNNAMED_CLUSTERING
 from clinfonce.losses import ClInfoNCELoss
+from clinfonce.losses.positives import Positives
+from clinfonce.losses.weighted import MemoryKeys, weighted_cl_infonce_loss
 
 if TYPE_CHECKING:  # the config schema includes the methods' settings, which build on this
     from clinfonce.training.config import ExperimentConfig, TermConfig
@@ -199,6 +201,7 @@ class Objective(nn.Module):
         if len(set(names)) != len(names):
             raise ValueError(f"objective term names must be unique, got {names}")
         self.terms = list(terms)
+        self.base_temperature = base_temperature
         # Under DDP each process contrasts its anchors against the whole global batch (a no-op
         # in one process), so the methods train the same thing on any number of devices.
         self.losses = nn.ModuleList(
@@ -224,6 +227,8 @@ class Objective(nn.Module):
         projections: Mapping[str, torch.Tensor],
         ids: Mapping[str, torch.Tensor | None],
         epoch: int | None = None,
+        memory: Mapping[str, MemoryKeys] | None = None,
+        sample_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and each active term's (unweighted) value.
 
@@ -232,13 +237,28 @@ class Objective(nn.Module):
             ids: ids source -> ``[N]`` cluster ids (``None`` for ``instance``).
             epoch: the training epoch; terms outside their epochs are skipped, not computed
                 (``None``: every term).
+            memory: term name -> the memory's keys with that term's ids, as extra keys
+                (docs/method.md §11); terms not named train on the batch alone.
+            sample_index: ``[N]`` dataset index of the batch's samples (needed with memory).
         """
         parts: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=next(iter(projections.values())).device)
         for term, loss_fn in zip(self.terms, self.losses, strict=True):
             if epoch is not None and not term.active(epoch):
                 continue
-            value = loss_fn(projections[term.head], cluster_ids=ids[term.ids])
+            if memory is not None and term.name in memory:
+                term_ids = ids[term.ids]
+                value, _ = weighted_cl_infonce_loss(
+                    projections[term.head],
+                    Positives(cluster_ids=sample_index if term_ids is None else term_ids),
+                    sample_index=sample_index,
+                    memory=memory[term.name],
+                    temperature=term.temperature,
+                    base_temperature=self.base_temperature,
+                    gather_distributed=True,
+                )
+            else:
+                value = loss_fn(projections[term.head], cluster_ids=ids[term.ids])
             parts[term.name] = value.detach()
             total = total + term.weight * value
         return total, parts

@@ -42,6 +42,7 @@ from clinfonce.training.distributed import (
     trainer_kwargs,
 )
 from clinfonce.training.loaders import train_loader
+from clinfonce.training.methods.contrastive import ContrastiveModule
 from clinfonce.training.methods.registry import find_method, objective_terms
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
 from clinfonce.training.progress import EpochLines
@@ -157,6 +158,9 @@ def train(
     module = method.build(config, data, terms)  # per-sample tables registered
     loader = train_loader(config, data)
     warn_degenerate_objective(config, data)
+    memory_note = module.memory_summary() if isinstance(module, ContrastiveModule) else None
+    if memory_note and getattr(rank_zero_only, "rank", 0) == 0:
+        print(memory_note, flush=True)
     checkpoints = run_dir / "checkpoints"
     assert isinstance(loader.batch_sampler, DistributedBatchSampler)
     all_callbacks: list[Callback] = [

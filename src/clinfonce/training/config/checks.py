@@ -11,6 +11,7 @@ from __future__ import annotations
 from clinfonce.data.sources import check_source_options
 from clinfonce.training.config.schema import ExperimentConfig
 from clinfonce.training.methods.attributes import check_baseline_section
+from clinfonce.training.methods.contrastive import ContrastiveModule
 from clinfonce.training.methods.registry import find_method, objective_terms
 
 
@@ -50,6 +51,19 @@ def check_config(cfg: ExperimentConfig) -> None:
     if not 0 <= cfg.optim.warmup_fraction < 1:
         raise ValueError(
             f"optim.warmup_fraction must be in [0, 1), got {cfg.optim.warmup_fraction}"
+        )
+    memory = cfg.method.memory
+    if memory.size < 0:
+        raise ValueError(f"method.memory.size must be >= 0 (0: off), got {memory.size}")
+    if not 0 <= memory.momentum < 1:
+        raise ValueError(
+            f"method.memory.momentum must be in [0, 1) (0: the online encoder fills the "
+            f"memory), got {memory.momentum}"
+        )
+    if memory.size and not issubclass(method.module, ContrastiveModule):
+        raise ValueError(
+            f"method.memory needs a contrastive method (simclr, supcon, clinfonce*, auto, "
+            f"kmeans-clinfonce), not {cfg.method.name}; set method.memory.size=0"
         )
     check_baseline_section(cfg.baseline)
     objective_terms(cfg)

@@ -42,6 +42,23 @@ class ModelConfig:
 
 
 @dataclass
+class MemoryConfig:
+    """The ``method.memory`` section: past projections as extra keys (docs/method.md §11).
+
+    Attributes:
+        size: projections kept (one per sample: its first view), the last ones of the global
+            batch; 0 (default) turns the memory off. Keep it below the number of training
+            samples, or samples meet their own stale copies.
+        momentum: 0 fills the memory with the online projections; a value in (0, 1) with
+            those of a momentum copy of the encoder and heads (MoCo style, e.g. 0.99),
+            updated before every step as ``m * copy + (1 - m) * online``.
+    """
+
+    size: int = 0
+    momentum: float = 0.0
+
+
+@dataclass
 class MethodConfig:
     """The ``method`` section: a named objective (ignored terms-wise when ``objective`` is set).
 
@@ -74,12 +91,14 @@ class MethodConfig:
         warmup_epochs: epochs of InfoNCE alone before the cluster terms start (``clinfonce``:
             SimCLR then Cl-InfoNCE alone). ``null``: 0, except ``clinfonce-two-head``:
             a tenth of ``train.epochs`` (at least 1).
+        memory: the memory of past projections (:class:`MemoryConfig`); off by default.
     """
 
     name: str = "auto"
     temperature: float = 0.1
     base_temperature: float | None = None
     warmup_epochs: int | None = None
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
 
 
 @dataclass

@@ -9,15 +9,20 @@ the encoder, input pipeline and optimiser shared with the baselines too
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from clinfonce.data.config import BATCH_SOURCES, UNNAMED_CLUSTERING
 from clinfonce.data.prepare import PreparedData
+from clinfonce.losses.memory import ProjectionMemory
+from clinfonce.losses.positives import Positives
+from clinfonce.losses.weighted import MemoryKeys
 from clinfonce.models import ProjectionHead, feature_dim
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.methods.spec import Method, data_shape
@@ -67,6 +72,12 @@ class ContrastiveModule(EncoderModule):
     ``label``. Clusterings (the unnamed one as ``cluster``, the named ones, K-means ids) are
     registered with :meth:`set_assignment` and looked up by ``index``.
 
+    With ``method.memory.size`` > 0 every head keeps a :class:`ProjectionMemory` of the last
+    projections (filled by the online model, or by a momentum copy of it when
+    ``method.memory.momentum`` > 0); every term contrasts against it as well, the entries'
+    cluster ids looked up by their sample index at each step, so that re-clustered K-means
+    ids relabel old entries too. Memories and the momentum copy are saved in checkpoints.
+
     Examples:
         >>> from clinfonce.training.config import ExperimentConfig
         >>> cfg = ExperimentConfig()
@@ -102,6 +113,18 @@ class ContrastiveModule(EncoderModule):
             }
         )
         self.assignments: dict[str, torch.Tensor] = {}
+        self._device_tables: dict[str, torch.Tensor] = {}  # assignments for memory lookups
+        memory = self.cfg.method.memory
+        self.memories = nn.ModuleDict(
+            {h: ProjectionMemory(memory.size, model.head_out) for h in self.heads}
+            if memory.size
+            else {}
+        )
+        self.momentum_model: nn.ModuleDict | None = None
+        if memory.size and memory.momentum > 0:
+            self.momentum_model = nn.ModuleDict(
+                {"encoder": copy.deepcopy(self.encoder), "heads": copy.deepcopy(self.heads)}
+            ).requires_grad_(False)
 
     # --- per-sample ids ------------------------------------------------------------------
 
@@ -111,6 +134,7 @@ class ContrastiveModule(EncoderModule):
         if name in BATCH_SOURCES:
             raise ValueError(f"assignment name {name!r} is reserved ({', '.join(BATCH_SOURCES)})")
         self.assignments[name] = torch.as_tensor(cluster_ids, dtype=torch.int64).cpu()
+        self._device_tables.pop(name, None)
 
     def batch_ids(self, source: str, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The ``[B]`` cluster ids of a batch for an ids source (``None`` = instances)."""
@@ -146,10 +170,79 @@ class ContrastiveModule(EncoderModule):
             h: self.heads[h](features).view(b, v, -1) for h in dict.fromkeys(t.head for t in terms)
         }
         ids = {t.ids: self.batch_ids(t.ids, batch) for t in terms}
-        result: tuple[torch.Tensor, dict[str, torch.Tensor]] = self.objective(
-            projections, ids, epoch
-        )
+        if not self.memories:
+            result: tuple[torch.Tensor, dict[str, torch.Tensor]] = self.objective(
+                projections, ids, epoch
+            )
+            return result
+        index = batch["index"].to(self.device)
+        memory = {t.name: self.memory_keys(t.head, t.ids) for t in terms}
+        result = self.objective(projections, ids, epoch, memory, index)
+        self.remember(views, projections, batch)
         return result
+
+    # --- memory --------------------------------------------------------------------------
+
+    def memory_keys(self, head: str, source: str) -> MemoryKeys:
+        """The entries of ``head``'s memory with their ids for ``source``, as loss keys."""
+        keys, index, labels = self._memory(head).entries()
+        if source == "instance":
+            ids = index
+        elif source == "label":
+            ids = labels
+        else:
+            if source not in self._device_tables:
+                self._device_tables[source] = self.assignments[source].to(self.device)
+            ids = self._device_tables[source][index]
+        return MemoryKeys(keys, Positives(cluster_ids=ids), index)
+
+    @torch.no_grad()
+    def remember(
+        self,
+        views: torch.Tensor,
+        projections: Mapping[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+    ) -> None:
+        """Push the first view's projection of every sample into its head's memory: the
+        online one, or the momentum copy's (updated first, as in MoCo)."""
+        first = views[:, 0]
+        if self.momentum_model is None:
+            keys = {h: p[:, 0] for h, p in projections.items()}
+        else:
+            momentum = self.cfg.method.memory.momentum
+            online = [*self.encoder.parameters(), *self.heads.parameters()]
+            for copied, param in zip(self.momentum_model.parameters(), online, strict=True):
+                copied.lerp_(param.detach(), 1 - momentum)
+            if self.cfg.model.channels_last:
+                first = first.contiguous(memory_format=torch.channels_last)
+            encoder, heads = self.momentum_model["encoder"], self.momentum_model["heads"]
+            assert isinstance(heads, nn.ModuleDict)
+            features = encoder(first)
+            keys = {h: heads[h](features) for h in projections}
+        for head, key in keys.items():
+            self._memory(head).push(
+                F.normalize(key.float(), dim=-1), batch["index"], batch.get("label")
+            )
+
+    def _memory(self, head: str) -> ProjectionMemory:
+        memory = self.memories[head]
+        assert isinstance(memory, ProjectionMemory)
+        return memory
+
+    def memory_summary(self) -> str | None:
+        """One line on the memory's size and what it costs, or None when it is off."""
+        if not self.memories:
+            return None
+        memory = self.cfg.method.memory
+        held = sum(self._memory(h).nbytes() for h in self.memories)
+        copy_note = ""
+        if self.momentum_model is not None:
+            held += sum(p.numel() * p.element_size() for p in self.momentum_model.parameters())
+            copy_note = f", filled by a momentum copy (m = {memory.momentum})"
+        return (
+            f"memory: the last {memory.size} projections per head ({len(self.memories)} "
+            f"head(s)) as extra keys{copy_note}; {held / 2**20:.1f} MiB held"
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["assignments"] = dict(self.assignments)
@@ -158,6 +251,7 @@ class ContrastiveModule(EncoderModule):
         # Checkpoints from before the unnamed clustering was an assignment lack it: the data
         # registered it already, and the checkpoint's ids (K-means ones) win where both exist.
         self.assignments.update(checkpoint.get("assignments", {}))
+        self._device_tables.clear()
 
 
 def method_terms(
