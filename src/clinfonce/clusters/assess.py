@@ -86,8 +86,14 @@ class Assessment:
     lift: float = float("nan")
 
 
-def expected_positives(ids: np.ndarray, batch_size: int) -> float:
-    """Expected number of other samples of an anchor's cluster in a uniformly drawn batch.
+def expected_positives(
+    ids: np.ndarray, batch_size: int, *, per_cluster: int = 0, memory: int = 0
+) -> float:
+    """Expected number of other samples of an anchor's cluster among the keys it is
+    contrasted with: a uniformly drawn batch (by default), a cluster-balanced batch with
+    ``per_cluster`` mates next to each other
+    (:class:`~clinfonce.data.balanced_sampler.ClusterBalancedSampler`), plus ``memory``
+    past projections (``method.memory.size``).
 
     Examples:
         >>> expected_positives(np.array([0, 0, 1, 1]), 3)
@@ -95,12 +101,42 @@ def expected_positives(ids: np.ndarray, batch_size: int) -> float:
         >>> expected_positives(np.arange(10), 8)
         0.0
     """
-    n = len(ids)
+    if len(ids) < 2:
+        return 0.0
+    sizes = np.bincount(dense_rank(np.asarray(ids, dtype=np.int64))[0])
+    return positives_per_anchor(sizes, batch_size, per_cluster, memory)
+
+
+def positives_per_anchor(
+    sizes: np.ndarray, batch_size: int, per_cluster: int = 0, memory: int = 0
+) -> float:
+    """:func:`expected_positives` from the cluster sizes.
+
+    In a cluster-balanced batch an anchor in a pure group of ``per_cluster`` meets its
+    ``per_cluster - 1`` group mates, and the other ``batch_size - per_cluster`` samples and
+    the ``memory`` entries count as uniform draws. An approximation for planning: the
+    sampler's mixed groups of leftovers count as uniform draws too.
+
+    Examples:
+        >>> sizes = np.full(1000, 4)                # 1000 clusters of 4
+        >>> round(positives_per_anchor(sizes, 32), 3)
+        0.023
+        >>> round(positives_per_anchor(sizes, 32, per_cluster=4), 2)
+        3.02
+        >>> round(positives_per_anchor(sizes, 32, memory=2048), 2)
+        1.56
+    """
+    sizes = np.asarray(sizes, dtype=np.float64)
+    n = float(sizes.sum())
     if n < 2:
         return 0.0
-    sizes = np.bincount(dense_rank(np.asarray(ids, dtype=np.int64))[0]).astype(np.float64)
     pair_share = float(np.sum(sizes * (sizes - 1)) / (n * (n - 1)))
-    return (batch_size - 1) * pair_share
+    in_group, others = 0.0, batch_size - 1
+    if per_cluster > 1:
+        grouped = np.floor(sizes / per_cluster) * per_cluster  # members of pure groups
+        in_group = float(np.sum(grouped) * (per_cluster - 1) / n)
+        others = batch_size - per_cluster
+    return in_group + (others + memory) * pair_share
 
 
 def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:

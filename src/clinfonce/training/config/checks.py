@@ -46,6 +46,10 @@ def check_config(cfg: ExperimentConfig) -> None:
             "train.checkpoint_every_n_steps must be >= 0 (0: at epoch ends only), got "
             f"{cfg.train.checkpoint_every_n_steps}"
         )
+    if cfg.train.per_cluster < 0:
+        raise ValueError(
+            f"train.per_cluster must be >= 0 (0: plain shuffling), got {cfg.train.per_cluster}"
+        )
     if cfg.train.views < 1:
         raise ValueError(f"train.views must be >= 1, got {cfg.train.views}")
     if not 0 <= cfg.optim.warmup_fraction < 1:

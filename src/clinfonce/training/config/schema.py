@@ -193,6 +193,11 @@ class TrainConfig:
             this many steps (0: epoch ends only); for epochs too long to lose.
         progress_bar: show progress: Lightning's bar on a terminal, a line per epoch when
             the output goes to a file.
+        per_cluster: ``Q`` > 1: cluster-balanced batches of ``batch_size / Q`` groups of
+            ``Q`` samples of one cluster (every sample still once per epoch), for clusters
+            too fine to meet in a shuffled batch; 0 (default): plain shuffling.
+        balance_by: the clustering the groups follow: null (the unnamed clustering, or the
+            only named one), a name of the ``clusters`` section, or ``label``.
     """
 
     epochs: int = 100
@@ -209,6 +214,8 @@ class TrainConfig:
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 0
     progress_bar: bool = True
+    per_cluster: int = 0
+    balance_by: str | None = None
 
 
 @dataclass
