@@ -68,7 +68,8 @@ class ClusterBalancedSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(stream_seed(self.seed, self.epoch))
 
         def shuffled(values: np.ndarray) -> np.ndarray:
-            return values[torch.randperm(len(values), generator=generator).numpy()]
+            permutation: np.ndarray = torch.randperm(len(values), generator=generator).numpy()
+            return np.asarray(values[permutation])
 
         q = self.per_cluster
         groups: list[np.ndarray] = []
