@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from clinfonce.losses.memory import ProjectionMemory
+from clinfonce.losses.positives import Positives
 from clinfonce.training import config_from_dict, train
 from clinfonce.training.methods.contrastive import ContrastiveModule
 from clinfonce.training.objective import ObjectiveTerm
@@ -58,11 +59,14 @@ def test_ring_buffer_keeps_the_newest_entries_and_its_state() -> None:
     assert torch.equal(copy.entries()[1], memory.entries()[1])
 
 
+INSTANCE, CLUSTER = ObjectiveTerm("simclr", "instance"), ObjectiveTerm("clinfonce", "cluster")
+
+
 def _module(size: int = 6) -> ContrastiveModule:
     cfg = config_from_dict(
         {"model": {"head_hidden": 8, "head_out": 4}, "method": {"memory": {"size": size}}}
     )
-    terms = [ObjectiveTerm("simclr", "instance"), ObjectiveTerm("clinfonce", "cluster")]
+    terms = [INSTANCE, CLUSTER]
     module = ContrastiveModule(
         cfg, in_channels=1, image_size=8, mean=[0.5], std=[0.25], terms=terms
     )
@@ -73,10 +77,10 @@ def _module(size: int = 6) -> ContrastiveModule:
 def test_memory_ids_follow_the_current_assignment_and_instances() -> None:
     module = _module()
     module.memories["main"].push(torch.eye(4)[:3], torch.tensor([1, 2, 7]))  # type: ignore[operator]
-    assert module.memory_keys("main", "cluster").positives.values.tolist() == [0, 1, 1]
-    assert module.memory_keys("main", "instance").positives.values.tolist() == [1, 2, 7]
+    assert module.memory_keys(CLUSTER).positives.values.tolist() == [0, 1, 1]
+    assert module.memory_keys(INSTANCE).positives.values.tolist() == [1, 2, 7]
     module.set_assignment("cluster", torch.tensor([5, 4, 3, 2, 1, 0, 9, 8]))  # re-clustered
-    assert module.memory_keys("main", "cluster").positives.values.tolist() == [4, 3, 8]
+    assert module.memory_keys(CLUSTER).positives.values.tolist() == [4, 3, 8]
 
 
 def test_training_step_uses_then_fills_the_memory() -> None:
@@ -135,3 +139,31 @@ def test_memory_needs_a_contrastive_method() -> None:
                 "method": {"name": "ce-clusters", "memory": {"size": 8}},
             }
         )
+
+
+def test_overlap_term_weights_positives_by_shared_tags() -> None:
+    from clinfonce.losses.positives import Overlap
+    from clinfonce.losses.weighted import weighted_cl_infonce_loss
+    from clinfonce.training.config import TermConfig
+    from clinfonce.training.objective import term_from_config
+
+    cfg = config_from_dict({"model": {"head_hidden": 8, "head_out": 4}})
+    entry = TermConfig(loss="overlap", tags="tags", overlap="jaccard")
+    term = term_from_config(entry, cfg, [])
+    assert (term.ids, term.name, term.overlap) == ("tags:tags", "overlap-tags", Overlap("jaccard"))
+    module = ContrastiveModule(
+        cfg, in_channels=1, image_size=8, mean=[0.5], std=[0.25], terms=[term]
+    )
+    presence = torch.tensor([[1, 0, 1], [1, 1, 0], [0, 0, 1], [0, 1, 0]], dtype=torch.bool)
+    module.set_tags("tags:tags", presence)
+    views = torch.randn(3, 2, 1, 8, 8)
+    loss, _ = module.compute_loss({"image": views, "index": torch.tensor([3, 0, 2])})
+    projections = module.heads["main"](module(views.flatten(0, 1))).view(3, 2, -1)
+    expected, _ = weighted_cl_infonce_loss(
+        projections, Positives(tags=presence[[3, 0, 2]], overlap=Overlap("jaccard"))
+    )
+    torch.testing.assert_close(loss, expected)
+    with pytest.raises(ValueError, match="needs tags"):
+        term_from_config(TermConfig(loss="overlap"), cfg, [])
+    with pytest.raises(ValueError, match="overlap kind"):
+        term_from_config(TermConfig(loss="overlap", tags="t", overlap="most"), cfg, [])

@@ -111,9 +111,15 @@ class TermConfig:
 
     Attributes:
         loss: ``clinfonce`` (positives: same cluster), ``simclr`` (InfoNCE: a sample's own
-            views) or ``supcon`` (same label; needs ``data.label_column``).
+            views), ``supcon`` (same label; needs ``data.label_column``) or ``overlap``
+            (positives weighted by shared tags, see ``tags``).
         clusters: ``clinfonce`` only: a clustering named in ``clusters`` (``null``: the
             section's unnamed clustering, or its only named one).
+        tags: ``overlap`` only: the table's tag column (``#a #b``, ``a|b``, JSON lists);
+            the positive weight of two samples comes from the tags they share.
+        overlap: ``overlap`` only: ``any`` (share a tag), ``at-least`` (share
+            ``min_shared`` tags) or ``jaccard`` (weight = shared / union).
+        min_shared: tags two samples must share for ``overlap: at-least``.
         weight: the term's weight (>= 0).
         head: the projection head it reads; terms naming the same head share it.
         temperature: its temperature (``null``: ``method.temperature``).
@@ -133,6 +139,9 @@ class TermConfig:
 
     loss: str = "clinfonce"
     clusters: str | None = None
+    tags: str | None = None
+    overlap: str = "any"
+    min_shared: int = 1
     weight: float = 1.0
     head: str = "main"
     temperature: float | None = None

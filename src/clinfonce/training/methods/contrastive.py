@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clinfonce.clusters.tags import tag_matrix
 from clinfonce.data.config import BATCH_SOURCES, UNNAMED_CLUSTERING
 from clinfonce.data.prepare import PreparedData
 from clinfonce.losses.memory import ProjectionMemory
@@ -28,6 +29,7 @@ from clinfonce.training.base import EncoderModule
 from clinfonce.training.methods.spec import Method, data_shape
 from clinfonce.training.objective import (
     FIXED_IDS,
+    TAGS_PREFIX,
     Objective,
     ObjectiveTerm,
     clinfonce_term_name,
@@ -113,7 +115,8 @@ class ContrastiveModule(EncoderModule):
             }
         )
         self.assignments: dict[str, torch.Tensor] = {}
-        self._device_tables: dict[str, torch.Tensor] = {}  # assignments for memory lookups
+        self.tag_tables: dict[str, torch.Tensor] = {}
+        self._device_tables: dict[str, torch.Tensor] = {}  # tables for memory lookups
         memory = self.cfg.method.memory
         self.memories = nn.ModuleDict(
             {h: ProjectionMemory(memory.size, model.head_out) for h in self.heads}
@@ -136,6 +139,24 @@ class ContrastiveModule(EncoderModule):
         self.assignments[name] = torch.as_tensor(cluster_ids, dtype=torch.int64).cpu()
         self._device_tables.pop(name, None)
 
+    def set_tags(self, source: str, presence: torch.Tensor) -> None:
+        """Register a boolean ``[samples, tags]`` tag table for ``overlap`` terms reading
+        ``source`` (``tags:<column>``), indexed by the batch's ``index``."""
+        if not source.startswith(TAGS_PREFIX) or presence.dtype != torch.bool:
+            raise ValueError(f"tag table {source!r}: expected tags:<column> and a bool table")
+        self.tag_tables[source] = presence.cpu()  # rebuilt from the table, not checkpointed
+        self._device_tables.pop(source, None)
+
+    def _table(self, source: str) -> torch.Tensor:
+        """The per-sample ids (or tags) of a registered source."""
+        table = self.tag_tables.get(source, self.assignments.get(source))
+        if table is None:
+            raise ValueError(
+                f"no assignment {source!r} registered (set_assignment); have: "
+                f"{', '.join([*self.assignments, *self.tag_tables]) or 'none'}"
+            )
+        return table
+
     def batch_ids(self, source: str, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The ``[B]`` cluster ids of a batch for an ids source (``None`` = instances)."""
         if source == "instance":
@@ -147,12 +168,7 @@ class ContrastiveModule(EncoderModule):
             if bool((ids < 0).any()):
                 raise ValueError("SupCon needs a label for every training sample (found -1)")
             return ids
-        if source not in self.assignments:
-            raise ValueError(
-                f"no assignment {source!r} registered (set_assignment); have: "
-                f"{', '.join(self.assignments) or 'none'}"
-            )
-        return self.lookup(self.assignments[source], batch)
+        return self.lookup(self._table(source), batch)
 
     # --- training ------------------------------------------------------------------------
 
@@ -176,24 +192,28 @@ class ContrastiveModule(EncoderModule):
             )
             return result
         index = batch["index"].to(self.device)
-        memory = {t.name: self.memory_keys(t.head, t.ids) for t in terms}
+        memory = {t.name: self.memory_keys(t) for t in terms}
         result = self.objective(projections, ids, epoch, memory, index)
         self.remember(views, projections, batch)
         return result
 
     # --- memory --------------------------------------------------------------------------
 
-    def memory_keys(self, head: str, source: str) -> MemoryKeys:
-        """The entries of ``head``'s memory with their ids for ``source``, as loss keys."""
-        keys, index, labels = self._memory(head).entries()
+    def memory_keys(self, term: ObjectiveTerm) -> MemoryKeys:
+        """The entries of the term's head's memory with their ids (or tags) for the term,
+        as loss keys."""
+        keys, index, labels = self._memory(term.head).entries()
+        source = term.ids
         if source == "instance":
             ids = index
         elif source == "label":
             ids = labels
         else:
             if source not in self._device_tables:
-                self._device_tables[source] = self.assignments[source].to(self.device)
+                self._device_tables[source] = self._table(source).to(self.device)
             ids = self._device_tables[source][index]
+        if term.overlap is not None:
+            return MemoryKeys(keys, Positives(tags=ids, overlap=term.overlap), index)
         return MemoryKeys(keys, Positives(cluster_ids=ids), index)
 
     @torch.no_grad()
@@ -329,6 +349,10 @@ class ContrastiveMethod(Method):
             )
         for name, ids in data.named_clusters.items():
             module.set_assignment(name, torch.from_numpy(ids))
+        table = data.source.table.iloc[data.train_rows].reset_index(drop=True)
+        for source in dict.fromkeys(t.ids for t in terms if t.overlap is not None):
+            presence = tag_matrix(table, source.removeprefix(TAGS_PREFIX)).dense()
+            module.set_tags(source, torch.from_numpy(presence))
         return module
 
     def rebuild(
