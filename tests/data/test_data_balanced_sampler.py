@@ -57,3 +57,21 @@ def test_bad_settings() -> None:
         ClusterBalancedSampler(np.array([0.5, 1.0]), per_cluster=2, seed=0)
     with pytest.raises(ValueError, match=r"train\.per_cluster"):
         config_from_dict({"method": {"name": "simclr"}, "train": {"per_cluster": -1}})
+
+
+@pytest.mark.parametrize("q", [0, 4])
+def test_positives_per_anchor_matches_the_sampler(q: int) -> None:
+    from clinfonce.clusters.assess import positives_per_anchor
+    from clinfonce.data.datasets import EpochShuffleSampler
+
+    ids = np.repeat(np.arange(150), np.arange(150) % 9 + 1)  # 150 clusters of 1-9
+    batch = 32
+    order = ClusterBalancedSampler(ids, q, seed=0) if q else EpochShuffleSampler(len(ids), 0)
+    counts = []
+    for epoch in range(20):
+        order.set_epoch(epoch)
+        for batch_rows in DistributedBatchSampler(order, batch, True, rank=0, world_size=1):
+            batch_ids = ids[batch_rows]
+            counts.extend((batch_ids[:, None] == batch_ids[None, :]).sum(1) - 1)
+    sizes = np.bincount(ids)
+    assert np.mean(counts) == pytest.approx(positives_per_anchor(sizes, batch, q), rel=0.1)

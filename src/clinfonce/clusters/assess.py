@@ -242,13 +242,19 @@ def assess(
     *,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
+    per_cluster: int = 0,
+    memory: int = 0,
 ) -> Assessment:
     """The numbers of one candidate; ``labels`` are codes per row, ``-1`` where unknown;
-    ``embeddings`` one row per table row, for the label-free :func:`neighbour_lift`."""
+    ``embeddings`` one row per table row, for the label-free :func:`neighbour_lift`;
+    ``per_cluster`` and ``memory`` the cluster-balanced batches and the memory size the
+    positives are counted with (a fine source is usable when they give it positives)."""
     metrics = cluster_metrics(candidate.ids, ami=False)
     n = len(candidate.ids)
-    positives = expected_positives(candidate.ids, batch_size)
-    share = positives / max(batch_size - 1, 1)
+    positives = expected_positives(
+        candidate.ids, batch_size, per_cluster=per_cluster, memory=memory
+    )
+    share = positives / max(batch_size - 1 + memory, 1)
     if positives < MIN_POSITIVES:
         usable, why = False, f"too fine: {positives:.2f} positives per anchor (SimCLR-like)"
     elif share > MAX_POSITIVE_SHARE:

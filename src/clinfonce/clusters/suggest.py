@@ -167,6 +167,8 @@ def suggest(
     tags: str | None = None,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
+    per_cluster: int = 0,
+    memory: int = 0,
 ) -> Suggestion:
     """Rank the candidate sources of ``table`` and recommend one source and objective.
 
@@ -181,6 +183,9 @@ def suggest(
         embeddings: one row per table row (e.g. from ``clinfonce embed``), for the
             label-free neighbour lift.
         seed: seeds the permutations and bootstrap resamples.
+        per_cluster: cluster-balanced batches of this many cluster mates
+            (``train.per_cluster``), counted in the positives per anchor.
+        memory: memory size (``method.memory.size``), counted in the positives per anchor.
 
     Examples:
         >>> t = pd.DataFrame({"group": [0, 0, 1, 1] * 25, "batch": [0, 1] * 50,
@@ -205,7 +210,18 @@ def suggest(
         if known.any():
             labels[known] = encode_labels(table.loc[known, label_column]).codes
     ranked = sorted(
-        (assess(c, batch, labels, embeddings=embeddings, seed=seed) for c in found),
+        (
+            assess(
+                c,
+                batch,
+                labels,
+                embeddings=embeddings,
+                seed=seed,
+                per_cluster=per_cluster,
+                memory=memory,
+            )
+            for c in found
+        ),
         key=_sort_key,
     )
     method, reason = _recommend(ranked[0], labels is not None and bool((labels >= 0).any()))
