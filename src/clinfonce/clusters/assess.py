@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from clinfonce.clusters._codes import dense_rank
 from clinfonce.clusters.metrics import cluster_metrics, entropy_bits
+from clinfonce.losses.positives import Overlap
 
 #: Fewer expected in-batch positives per anchor than this: clusters too fine.
 MIN_POSITIVES = 0.5
@@ -137,6 +139,36 @@ def positives_per_anchor(
         in_group = float(np.sum(grouped) * (per_cluster - 1) / n)
         others = batch_size - per_cluster
     return in_group + (others + memory) * pair_share
+
+
+def overlap_positives(
+    presence: np.ndarray,
+    batch_size: int,
+    overlap: Overlap,
+    *,
+    memory: int = 0,
+    max_rows: int = 4000,
+    seed: int = 0,
+) -> float:
+    """Expected total positive weight per anchor from shared tags (an ``overlap`` term):
+    ``(batch_size - 1 + memory)`` times the mean weight of a pair of distinct rows,
+    estimated on at most ``max_rows`` random rows of the boolean ``[rows, tags]`` table.
+
+    Examples:
+        >>> tags = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], dtype=bool)
+        >>> round(overlap_positives(tags, 4, Overlap("any")), 2)   # 2 of 6 pairs share a tag
+        1.0
+    """
+    n = len(presence)
+    if n < 2:
+        return 0.0
+    if n > max_rows:
+        presence = presence[np.random.default_rng(seed).choice(n, max_rows, replace=False)]
+    rows = torch.from_numpy(np.ascontiguousarray(presence, dtype=bool))
+    weights = overlap.weights(rows, rows, torch.float64)
+    m = len(rows)
+    pair_mean = float((weights.sum() - weights.diagonal().sum()) / (m * (m - 1)))
+    return (batch_size - 1 + memory) * pair_mean
 
 
 def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:

@@ -33,12 +33,17 @@ import pandas as pd
 
 from clinfonce.clusters._codes import encode_labels
 from clinfonce.clusters.assess import (
+    MAX_POSITIVE_SHARE,
     MIN_LIFT,
+    MIN_POSITIVES,
     Assessment,
     Candidate,
     assess,
+    overlap_positives,
 )
 from clinfonce.clusters.builders import run_builder
+from clinfonce.clusters.tags import tag_matrix
+from clinfonce.losses.positives import Overlap
 
 #: I(Z;T)/H(T) below this: clusters much coarser than (or unrelated to) the labels, where
 #: pure Cl-InfoNCE can fall below SimCLR; the combined objective is the safer choice.
@@ -59,6 +64,8 @@ class Suggestion:
         method: recommended ``method.name``: ``clinfonce`` or ``clinfonce-plus-simclr``.
         reason: why that source and that objective, in a sentence or two.
         skipped: columns that could not be candidates, with the reason.
+        overlap: with a tag column, the positives an ``overlap`` term would give and
+            whether it or tag-set clusters are recommended (docs/method.md §11).
     """
 
     ranked: list[Assessment]
@@ -66,6 +73,7 @@ class Suggestion:
     method: str
     reason: str
     skipped: dict[str, str] = field(default_factory=dict)
+    overlap: str | None = None
 
     @property
     def best(self) -> Assessment:
@@ -225,7 +233,43 @@ def suggest(
         key=_sort_key,
     )
     method, reason = _recommend(ranked[0], labels is not None and bool((labels >= 0).any()))
-    return Suggestion(ranked, batch, method, reason, skipped)
+    overlap = None if tags is None else _overlap_advice(table, tags, ranked, batch, memory, seed)
+    return Suggestion(ranked, batch, method, reason, skipped, overlap)
+
+
+def _overlap_advice(
+    table: pd.DataFrame,
+    column: str,
+    ranked: Sequence[Assessment],
+    batch: int,
+    memory: int,
+    seed: int,
+) -> str:
+    """Overlap positives on the tags beside the best tag-set clusters, and which to use:
+    overlap positives when the tag sets are badly sized or keep under half the tags."""
+    matrix = tag_matrix(table, column)
+    presence = matrix.dense()
+    figures = {
+        kind: overlap_positives(presence, batch, Overlap(kind), memory=memory, seed=seed)
+        for kind in ("any", "jaccard")
+    }
+    rule = "any" if figures["any"] <= MAX_POSITIVE_SHARE * (batch - 1 + memory) else "jaccard"
+    text = (
+        f"overlap positives on {column!r} ({len(matrix.vocabulary)} tags): "
+        f"{figures['any']:.1f} positives per anchor with any shared tag, a total weight of "
+        f"{figures['jaccard']:.1f} with Jaccard weights"
+    )
+    tag_sets = [a for a in ranked if a.candidate.clusters.get("builder") == "tags"]
+    best = tag_sets[0] if tag_sets else None
+    kept = int(best.candidate.clusters["params"].get("k") or 0) if best else 0
+    if figures[rule] >= MIN_POSITIVES and (
+        best is None or not best.usable or kept < len(matrix.vocabulary) / 2
+    ):
+        why = "they keep every tag" + (
+            "" if best is None or best.usable else ", and the tag sets are badly sized"
+        )
+        return f"{text}. Recommended over tag-set clusters ({why}): `--overlap {rule}`."
+    return f"{text}. Tag-set clusters ({best.candidate.name if best else 'none'}) suffice here."
 
 
 def _recommend(best: Assessment, has_labels: bool) -> tuple[str, str]:
@@ -290,4 +334,6 @@ def suggestion_markdown(suggestion: Suggestion) -> str:
             ]
         row.append(a.why)
         lines.append("| " + " | ".join(row) + " |")
+    if suggestion.overlap:
+        lines += ["", suggestion.overlap]
     return "\n".join(lines) + "\n"
