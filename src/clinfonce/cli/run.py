@@ -72,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--hierarchy-column", metavar="COL", help="the hierarchy's leaf column (default: label)"
     )
     source.add_argument("--tags", metavar="COL", help="a column of tags (#a #b, a|b, JSON)")
+    source.add_argument(
+        "--overlap",
+        metavar="RULE",
+        help="with --tags: positives weighted by shared tags instead of tag-set clusters "
+        "(any, jaccard, at-least-M), beside InfoNCE; `clinfonce clusters suggest --tags` "
+        "says which it recommends",
+    )
     source.add_argument("--clusters", metavar="FILE", help="an existing stage-1 assignment file")
     source.add_argument(
         "--kmeans", type=_positive, metavar="K", help="K-means of the model's own embedding"
@@ -134,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         hierarchy_column=args.hierarchy_column,
         tags=args.tags,
+        overlap=args.overlap,
         kmeans=args.kmeans,
         clusters=args.clusters,
         method=args.method,
