@@ -9,8 +9,10 @@ that load from other processes hits both alike:
   batched augmentation on the device, forward, loss, backward, optimiser and scheduler step,
   logging. Timed between consecutive batch ends by a callback (setup excluded).
 
-Run: ``.venv/bin/python benchmarks/bench_train.py [--steps 12] [--rounds 3]``. Target: the
-full step reaches >= 80% of the model-only rate. On a GPU (``benchmarks/gpu_check.sh``):
+Run: ``.venv/bin/python benchmarks/bench_train.py [--steps 12] [--rounds 3] [--compile]``.
+Target: the full step reaches >= 80% of the model-only rate. ``--compile`` adds the full step
+with ``model.compile=true`` (the whole step as one ``torch.compile`` graph; its first step,
+which compiles, is left out). On a GPU (``benchmarks/gpu_check.sh``):
 ``--device cuda --encoder resnet50 --image-size 224 --batch 128 --precision bf16-mixed``.
 """
 
@@ -117,6 +119,7 @@ def main() -> None:
     parser.add_argument("--encoder", default="small-cnn", help="e.g. resnet50")
     parser.add_argument("--image-size", type=int, default=SIZE, help="pixels (e.g. 224)")
     parser.add_argument("--batch", type=int, default=BATCH, help="samples per step")
+    parser.add_argument("--compile", action="store_true", help="add the compiled full step")
     args = parser.parse_args()
     torch.manual_seed(0)
     large = args.image_size > 64  # ImageNet-style stem for large images
@@ -144,12 +147,15 @@ def main() -> None:
     )
     accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
     bf16 = args.precision == "bf16-mixed"
-    model_times, full_times = [], []
+    compiled_config = config_from_dict(config.to_dict(), ["model.compile=true"])
+    model_times, full_times, compiled_times = [], [], []
     for _ in range(args.rounds):
         model_times += model_only(
             reference, args.steps, bf16, batch=args.batch, size=args.image_size, device=args.device
         )
         full_times += full_step(config, data, args.steps, accelerator)
+        if args.compile:
+            compiled_times += full_step(compiled_config, data, args.steps, accelerator)[1:]
     model_rate = args.batch / statistics.median(model_times)
     full_rate = args.batch / statistics.median(full_times)
     where = (
@@ -166,6 +172,10 @@ def main() -> None:
     print(
         f"{'full training step (Lightning)':<44} {full_rate:>9.0f} {full_rate / model_rate:>7.2f}"
     )
+    if compiled_times:
+        rate = args.batch / statistics.median(compiled_times)
+        name = "full step, compiled (model.compile=true)"
+        print(f"{name:<44} {rate:>9.0f} {rate / model_rate:>7.2f}")
     print(f"medians over {len(model_times)} / {len(full_times)} steps; target ratio >= 0.80")
 
 

@@ -90,6 +90,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="number of top tags with --tags (default: the advisor's pick of 1, 2, 4, 8)",
     )
+    source.add_argument(
+        "--overlap",
+        metavar="RULE",
+        help="with --tags: positives weighted by shared tags instead of tag-set clusters "
+        "(any, jaccard, at-least-M), beside InfoNCE; `clinfonce clusters suggest --tags` "
+        "says which it recommends",
+    )
     source.add_argument("--clusters", metavar="FILE", help="an existing stage-1 assignment file")
     source.add_argument(
         "--kmeans", type=_positive, metavar="K", help="K-means of the model's own embedding"
@@ -156,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         hierarchy_column=args.hierarchy_column,
         tags=args.tags,
         k=args.k,
+        overlap=args.overlap,
         kmeans=args.kmeans,
         clusters=args.clusters,
         method=args.method,

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from clinfonce.clusters._codes import dense_rank
 from clinfonce.clusters.metrics import cluster_metrics, entropy_bits
+from clinfonce.losses.positives import Overlap
 
 #: Fewer expected in-batch positives per anchor than this: clusters too fine.
 MIN_POSITIVES = 0.5
@@ -123,8 +125,14 @@ INFORMATION_NOTE = (
 )
 
 
-def expected_positives(ids: np.ndarray, batch_size: int) -> float:
-    """Expected number of other samples of an anchor's cluster in a uniformly drawn batch.
+def expected_positives(
+    ids: np.ndarray, batch_size: int, *, per_cluster: int = 0, memory: int = 0
+) -> float:
+    """Expected number of other samples of an anchor's cluster among the keys it is
+    contrasted with: a uniformly drawn batch (by default), a cluster-balanced batch with
+    ``per_cluster`` mates next to each other
+    (:class:`~clinfonce.data.balanced_sampler.ClusterBalancedSampler`), plus ``memory``
+    past projections (``method.memory.size``).
 
     Examples:
         >>> expected_positives(np.array([0, 0, 1, 1]), 3)
@@ -132,12 +140,72 @@ def expected_positives(ids: np.ndarray, batch_size: int) -> float:
         >>> expected_positives(np.arange(10), 8)
         0.0
     """
-    n = len(ids)
+    if len(ids) < 2:
+        return 0.0
+    sizes = np.bincount(dense_rank(np.asarray(ids, dtype=np.int64))[0])
+    return positives_per_anchor(sizes, batch_size, per_cluster, memory)
+
+
+def positives_per_anchor(
+    sizes: np.ndarray, batch_size: int, per_cluster: int = 0, memory: int = 0
+) -> float:
+    """:func:`expected_positives` from the cluster sizes.
+
+    In a cluster-balanced batch an anchor in a pure group of ``per_cluster`` meets its
+    ``per_cluster - 1`` group mates, and the other ``batch_size - per_cluster`` samples and
+    the ``memory`` entries count as uniform draws. An approximation for planning: the
+    sampler's mixed groups of leftovers count as uniform draws too.
+
+    Examples:
+        >>> sizes = np.full(1000, 4)                # 1000 clusters of 4
+        >>> round(positives_per_anchor(sizes, 32), 3)
+        0.023
+        >>> round(positives_per_anchor(sizes, 32, per_cluster=4), 2)
+        3.02
+        >>> round(positives_per_anchor(sizes, 32, memory=2048), 2)
+        1.56
+    """
+    sizes = np.asarray(sizes, dtype=np.float64)
+    n = float(sizes.sum())
     if n < 2:
         return 0.0
-    sizes = np.bincount(dense_rank(np.asarray(ids, dtype=np.int64))[0]).astype(np.float64)
     pair_share = float(np.sum(sizes * (sizes - 1)) / (n * (n - 1)))
-    return (batch_size - 1) * pair_share
+    in_group, others = 0.0, batch_size - 1
+    if per_cluster > 1:
+        grouped = np.floor(sizes / per_cluster) * per_cluster  # members of pure groups
+        in_group = float(np.sum(grouped) * (per_cluster - 1) / n)
+        others = batch_size - per_cluster
+    return in_group + (others + memory) * pair_share
+
+
+def overlap_positives(
+    presence: np.ndarray,
+    batch_size: int,
+    overlap: Overlap,
+    *,
+    memory: int = 0,
+    max_rows: int = 4000,
+    seed: int = 0,
+) -> float:
+    """Expected total positive weight per anchor from shared tags (an ``overlap`` term):
+    ``(batch_size - 1 + memory)`` times the mean weight of a pair of distinct rows,
+    estimated on at most ``max_rows`` random rows of the boolean ``[rows, tags]`` table.
+
+    Examples:
+        >>> tags = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], dtype=bool)
+        >>> round(overlap_positives(tags, 4, Overlap("any")), 2)   # 2 of 6 pairs share a tag
+        1.0
+    """
+    n = len(presence)
+    if n < 2:
+        return 0.0
+    if n > max_rows:
+        presence = presence[np.random.default_rng(seed).choice(n, max_rows, replace=False)]
+    rows = torch.from_numpy(np.ascontiguousarray(presence, dtype=bool))
+    weights = overlap.weights(rows, rows, torch.float64)
+    m = len(rows)
+    pair_mean = float((weights.sum() - weights.diagonal().sum()) / (m * (m - 1)))
+    return (batch_size - 1 + memory) * pair_mean
 
 
 def expected_alone_fraction(sizes: np.ndarray, batch: int) -> float:
@@ -277,13 +345,19 @@ def assess(
     *,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
+    per_cluster: int = 0,
+    memory: int = 0,
 ) -> Assessment:
     """The numbers of one candidate; ``labels`` are codes per row, ``-1`` where unknown;
-    ``embeddings`` one row per table row, for the label-free :func:`neighbour_lift`."""
+    ``embeddings`` one row per table row, for the label-free :func:`neighbour_lift`;
+    ``per_cluster`` and ``memory`` the cluster-balanced batches and the memory size the
+    positives are counted with (a fine source is usable when they give it positives)."""
     metrics = cluster_metrics(candidate.ids, ami=False)
     n = len(candidate.ids)
-    positives = expected_positives(candidate.ids, batch_size)
-    share = positives / max(batch_size - 1, 1)
+    positives = expected_positives(
+        candidate.ids, batch_size, per_cluster=per_cluster, memory=memory
+    )
+    share = positives / max(batch_size - 1 + memory, 1)
     sizes = np.bincount(dense_rank(np.asarray(candidate.ids, dtype=np.int64))[0])
     alone = float(np.sum(sizes == 1)) / max(n, 1)
     if positives < MIN_POSITIVES:

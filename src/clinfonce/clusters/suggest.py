@@ -34,13 +34,18 @@ import pandas as pd
 from clinfonce.clusters._codes import encode_labels
 from clinfonce.clusters.assess import (
     INFORMATION_NOTE,
+    MAX_POSITIVE_SHARE,
     MIN_LIFT,
+    MIN_POSITIVES,
     Assessment,
     Candidate,
     assess,
+    overlap_positives,
     recodes_labels,
 )
 from clinfonce.clusters.builders import run_builder
+from clinfonce.clusters.tags import tag_matrix
+from clinfonce.losses.positives import Overlap
 
 #: I(Z;T)/H(T) below this: clusters much coarser than (or unrelated to) the labels, where
 #: pure Cl-InfoNCE can fall below SimCLR; the combined objective is the safer choice.
@@ -61,6 +66,8 @@ class Suggestion:
         method: recommended ``method.name``: ``clinfonce`` or ``clinfonce-plus-simclr``.
         reason: why that source and that objective, in a sentence or two.
         skipped: columns that could not be candidates, with the reason.
+        overlap: with a tag column, the positives an ``overlap`` term would give and
+            whether it or tag-set clusters are recommended (docs/method.md §11).
     """
 
     ranked: list[Assessment]
@@ -68,6 +75,7 @@ class Suggestion:
     method: str
     reason: str
     skipped: dict[str, str] = field(default_factory=dict)
+    overlap: str | None = None
 
     @property
     def best(self) -> Assessment:
@@ -207,6 +215,8 @@ def suggest(
     tags: str | None = None,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
+    per_cluster: int = 0,
+    memory: int = 0,
 ) -> Suggestion:
     """Rank the candidate sources of ``table`` and recommend one source and objective.
 
@@ -222,6 +232,9 @@ def suggest(
         embeddings: one row per table row (e.g. from ``clinfonce embed``), for the
             label-free neighbour lift.
         seed: seeds the permutations and bootstrap resamples.
+        per_cluster: cluster-balanced batches of this many cluster mates
+            (``train.per_cluster``), counted in the positives per anchor.
+        memory: memory size (``method.memory.size``), counted in the positives per anchor.
 
     Examples:
         >>> t = pd.DataFrame({"group": [0, 0, 1, 1] * 25, "batch": [0, 1, 2, 3, 4] * 20,
@@ -248,11 +261,58 @@ def suggest(
         table, exclude, columns=columns, hierarchy=hierarchy, tags=tags, labels=labels
     )
     ranked = sorted(
-        (assess(c, batch, labels, embeddings=embeddings, seed=seed) for c in found),
+        (
+            assess(
+                c,
+                batch,
+                labels,
+                embeddings=embeddings,
+                seed=seed,
+                per_cluster=per_cluster,
+                memory=memory,
+            )
+            for c in found
+        ),
         key=_sort_key,
     )
     method, reason = _recommend(ranked[0], labels is not None and bool((labels >= 0).any()))
-    return Suggestion(ranked, batch, method, reason, skipped)
+    overlap = None if tags is None else _overlap_advice(table, tags, ranked, batch, memory, seed)
+    return Suggestion(ranked, batch, method, reason, skipped, overlap)
+
+
+def _overlap_advice(
+    table: pd.DataFrame,
+    column: str,
+    ranked: Sequence[Assessment],
+    batch: int,
+    memory: int,
+    seed: int,
+) -> str:
+    """Overlap positives on the tags beside the best tag-set clusters, and which to use:
+    overlap positives when the tag sets are badly sized or keep under half the tags."""
+    matrix = tag_matrix(table, column)
+    presence = matrix.dense()
+    figures = {
+        kind: overlap_positives(presence, batch, Overlap(kind), memory=memory, seed=seed)
+        for kind in ("any", "jaccard")
+    }
+    rule = "any" if figures["any"] <= MAX_POSITIVE_SHARE * (batch - 1 + memory) else "jaccard"
+    text = (
+        f"overlap positives on {column!r} ({len(matrix.vocabulary)} tags): "
+        f"{figures['any']:.1f} positives per anchor with any shared tag, a total weight of "
+        f"{figures['jaccard']:.1f} with Jaccard weights"
+    )
+    tag_sets = [a for a in ranked if a.candidate.clusters.get("builder") == "tags"]
+    best = tag_sets[0] if tag_sets else None
+    kept = int(best.candidate.clusters["params"].get("k") or 0) if best else 0
+    if figures[rule] >= MIN_POSITIVES and (
+        best is None or not best.usable or kept < len(matrix.vocabulary) / 2
+    ):
+        why = "they keep every tag" + (
+            "" if best is None or best.usable else ", and the tag sets are badly sized"
+        )
+        return f"{text}. Recommended over tag-set clusters ({why}): `--overlap {rule}`."
+    return f"{text}. Tag-set clusters ({best.candidate.name if best else 'none'}) suffice here."
 
 
 #: The rule for the objective, as the start summary of ``clinfonce run`` states it.
@@ -350,4 +410,6 @@ def suggestion_markdown(suggestion: Suggestion) -> str:
     if with_labels:
         labelled = max(a.labelled for a in suggestion.ranked)
         lines += ["", f"Information in bits over {labelled} labelled rows, {INFORMATION_NOTE}."]
+    if suggestion.overlap:
+        lines += ["", suggestion.overlap]
     return "\n".join(lines) + "\n"

@@ -52,6 +52,12 @@ class TagMatrix:
         """Number of rows carrying each tag."""
         return np.bincount(self.tag, minlength=len(self.vocabulary))
 
+    def dense(self) -> np.ndarray:
+        """Boolean ``[n_rows, len(vocabulary)]`` presence of every tag."""
+        presence = np.zeros((self.n_rows, len(self.vocabulary)), dtype=bool)
+        presence[self.row, self.tag] = True
+        return presence
+
     def presence(self, tag: int) -> ColumnCodes:
         """The 0/1 column of one tag."""
         codes = np.zeros(self.n_rows, dtype=np.int64)

@@ -54,6 +54,8 @@ class TableRunOptions:
         hierarchy_column: the hierarchy's leaf column (default: the label column).
         tags: a tag column (top tags as clusters).
         k: the number of top tags with ``tags`` (``None``: the advisor's pick).
+        overlap: with ``tags``, train on overlap positives instead of tag-set clusters:
+            ``any``, ``jaccard`` or ``at-least-M`` (docs/method.md §11), beside InfoNCE.
         kmeans: K for K-means of the model's own embedding (no auxiliary data).
         clusters: an existing stage-1 assignment file (``id,cluster``).
         method: ``method.name`` (``None``: one rule for every source, from the clusters'
@@ -80,6 +82,7 @@ class TableRunOptions:
     hierarchy_column: str | None = None
     tags: str | None = None
     k: int | None = None
+    overlap: str | None = None
     kmeans: int | None = None
     clusters: str | None = None
     method: str | None = None
@@ -245,6 +248,25 @@ def _refuse_taken_out(out: Path, overrides: list[str]) -> None:
         )
 
 
+def _overlap_objective(options: TableRunOptions) -> tuple[list[dict[str, Any]], str]:
+    """InfoNCE plus an overlap term on ``--tags`` for ``--overlap RULE``."""
+    rule = options.overlap or ""
+    if options.tags is None:
+        raise ValueError(f"--overlap {rule} needs a tag column: pass --tags COL")
+    kind, count = rule, ""
+    if rule.startswith("at-least-"):
+        kind, count = "at-least", rule.removeprefix("at-least-")
+    if kind not in ("any", "jaccard", "at-least") or (kind == "at-least" and not count.isdigit()):
+        raise ValueError(
+            f"--overlap {rule!r}: expected any, jaccard or at-least-M (e.g. at-least-2)"
+        )
+    term: dict[str, Any] = {"loss": "overlap", "tags": options.tags, "overlap": kind}
+    if count:
+        term["min_shared"] = int(count)
+    described = f"overlap positives on the tags of {options.tags} ({rule}), beside InfoNCE"
+    return [{"loss": "simclr"}, term], described
+
+
 def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     """Read the table and images, derive the settings, load the data; nothing trains."""
     from clinfonce.data.prepare import prepare_data
@@ -297,14 +319,22 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     batch, batch_note = clamp_batch(options.batch_size, train_rows)
     steps_per_epoch = train_rows // batch
     epochs = options.epochs or max(1, math.ceil(options.steps / steps_per_epoch))
-    clusters, described, source_name, suggestion = _clusters_section(
-        options, columns, source.table[in_train.to_numpy()].reset_index(drop=True), batch
-    )
-    # Named explicitly (not "auto") so the report and config.yaml say what trained; the
-    # rule needs the clusters' numbers, so a provisional name until they are measured.
-    method = options.method or (
-        "kmeans-clinfonce" if options.kmeans is not None else "clinfonce-plus-simclr"
-    )
+    objective: list[dict[str, Any]] = []
+    if options.overlap is not None:
+        objective, described = _overlap_objective(options)
+        clusters: dict[str, Any] = {}
+        source_name = f"{options.tags}-overlap-{options.overlap}"
+        suggestion = None
+        method = "auto"  # the objective list is what trains
+    else:
+        clusters, described, source_name, suggestion = _clusters_section(
+            options, columns, source.table[in_train.to_numpy()].reset_index(drop=True), batch
+        )
+        # Named explicitly (not "auto") so the report and config.yaml say what trained; the
+        # rule needs the clusters' numbers, so a provisional name until they are measured.
+        method = options.method or (
+            "kmeans-clinfonce" if options.kmeans is not None else "clinfonce-plus-simclr"
+        )
     out = (
         Path(options.out).absolute() if options.out else _default_run_directory(table, source_name)
     )
@@ -319,6 +349,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
             "image_size": side,
         },
         "clusters": clusters,
+        "objective": objective,
         "method": {**_RECIPE["method"], "name": method},
         "train": {**_RECIPE["train"], "epochs": epochs, "batch_size": batch, "seed": options.seed},
         "monitor": {
@@ -356,6 +387,8 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
             config = config_from_dict(values, options.overrides)
     if options.method is not None or _named(options.overrides, "method.name"):
         method_line = f"method: {config.method.name} (asked for)"
+    elif options.overlap is not None:
+        method_line = f"method: InfoNCE + {described}"
     elif options.kmeans is not None:
         method_line = (
             "method: kmeans-clinfonce (K-means of the model's own embedding, after a SimCLR "

@@ -238,18 +238,17 @@ class EncoderModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optim = self.cfg.optim
+        trained = [p for p in self.parameters() if p.requires_grad]  # no momentum copies
         if optim.name == "sgd":
             optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                self.parameters(),
+                trained,
                 lr=optim.lr,
                 momentum=optim.momentum,
                 nesterov=optim.nesterov,
                 weight_decay=optim.weight_decay,
             )
         else:
-            optimizer = torch.optim.AdamW(
-                self.parameters(), lr=optim.lr, weight_decay=optim.weight_decay
-            )
+            optimizer = torch.optim.AdamW(trained, lr=optim.lr, weight_decay=optim.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = round(optim.warmup_fraction * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from clinfonce.data.balanced_sampler import ClusterBalancedSampler
+from clinfonce.data.config import UNNAMED_CLUSTERING
 from clinfonce.data.datasets import EpochShuffleSampler
 from clinfonce.data.prepare import PreparedData
 from clinfonce.data.prepared import usable_cores
@@ -27,11 +30,50 @@ def train_loader(config: ExperimentConfig, data: PreparedData) -> DataLoader[Any
     return DataLoader(
         dataset,
         batch_sampler=DistributedBatchSampler(  # this process's share of the global batch
-            EpochShuffleSampler(len(dataset), train.seed), train.batch_size, drop_last=True
+            epoch_order(config, data), train.batch_size, drop_last=True
         ),
         num_workers=workers,
         persistent_workers=workers > 0,
         pin_memory=train.accelerator != "cpu" and torch.cuda.is_available(),
+    )
+
+
+def epoch_order(
+    config: ExperimentConfig, data: PreparedData
+) -> EpochShuffleSampler | ClusterBalancedSampler:
+    """The global order of an epoch: shuffled, or cluster-balanced with ``train.per_cluster``."""
+    train = config.train
+    if train.per_cluster <= 1:
+        return EpochShuffleSampler(len(data.train_rows), train.seed)
+    if train.batch_size % train.per_cluster:
+        raise ValueError(
+            f"train.per_cluster={train.per_cluster} must divide train.batch_size="
+            f"{train.batch_size} (batches of P clusters x Q samples); e.g. "
+            f"train.batch_size={train.batch_size // train.per_cluster * train.per_cluster}"
+        )
+    return ClusterBalancedSampler(balance_ids(config, data), train.per_cluster, train.seed)
+
+
+def balance_ids(config: ExperimentConfig, data: PreparedData) -> np.ndarray:
+    """Per training sample, the ids ``train.balance_by`` names (see :class:`TrainConfig`)."""
+    name = config.train.balance_by
+    if name == "label":
+        labels = data.train_labels()
+        if labels is None:
+            raise ValueError("train.balance_by=label needs labels: set data.label_column")
+        return labels
+    if name in (None, UNNAMED_CLUSTERING) and data.clusters is not None:
+        return np.asarray(data.clusters)
+    if name is None and len(data.named_clusters) == 1:
+        return next(iter(data.named_clusters.values()))
+    if name in data.named_clusters:
+        return data.named_clusters[name]
+    have = ", ".join(["label", *data.named_clusters]) + (
+        f", {UNNAMED_CLUSTERING}" if data.clusters is not None else ""
+    )
+    raise ValueError(
+        f"train.balance_by={name!r}: no such clustering for cluster-balanced batches "
+        f"(train.per_cluster); have: {have}"
     )
 
 

@@ -3,7 +3,8 @@
 A term names where its positives come from (``ids``): ``instance`` (SimCLR), ``label``
 (SupCon, carried by the batch), or a clustering registered on the module and looked up by
 sample ``index``: ``cluster`` (the unnamed stage-1 clustering), the named clusterings of the
-``clusters`` section, per-epoch K-means ids. Each term reads one projection head
+``clusters`` section, per-epoch K-means ids; or ``tags:<column>``, a tag table whose shared
+tags weight the positives by the term's ``overlap`` rule. Each term reads one projection head
 (terms naming the same head share it) and trains from ``start_epoch`` until ``end_epoch``,
 which is how a warm-up with InfoNCE alone is written.
 
@@ -25,12 +26,16 @@ from torch import nn
 
 from clinfonce.data.config import UNNAMED_CLUSTERING
 from clinfonce.losses import ClInfoNCELoss
+from clinfonce.losses.positives import Overlap, Positives
+from clinfonce.losses.weighted import MemoryKeys, weighted_cl_infonce_loss
 
 if TYPE_CHECKING:  # the config schema includes the methods' settings, which build on this
     from clinfonce.training.config import ExperimentConfig, TermConfig
 
 #: The losses of an ``objective`` term.
-LOSSES: tuple[str, ...] = ("clinfonce", "simclr", "supcon")
+LOSSES: tuple[str, ...] = ("clinfonce", "simclr", "supcon", "overlap")
+#: Prefix of the ids source of an ``overlap`` term: ``tags:<column>``.
+TAGS_PREFIX = "tags:"
 #: The ids source of each loss that needs no clustering.
 FIXED_IDS: dict[str, str] = {"simclr": "instance", "supcon": "label"}
 
@@ -47,6 +52,7 @@ class ObjectiveTerm:
         head: the projection head it reads.
         start_epoch: first epoch it trains.
         end_epoch: epoch it stops at (``None``: never).
+        overlap: for ``tags:<column>`` ids, how shared tags weight the positives.
 
     Examples:
         >>> term = ObjectiveTerm("clinfonce", ids="cluster", temperature=0.1, start_epoch=2)
@@ -61,6 +67,7 @@ class ObjectiveTerm:
     head: str = "main"
     start_epoch: int = 0
     end_epoch: int | None = None
+    overlap: Overlap | None = None
 
     def active(self, epoch: int) -> bool:
         """Whether the term trains in ``epoch`` (0-based)."""
@@ -98,9 +105,20 @@ def term_from_config(
     """
     if term.loss not in LOSSES:
         raise ValueError(f"{where}.loss must be one of {', '.join(LOSSES)}, got {term.loss!r}")
+    overlap = None
+    if term.tags is not None and term.loss != "overlap":
+        raise ValueError(f"{where}.tags: only loss overlap reads a tag column; set loss: overlap")
     if term.loss == "clinfonce":
         ids = _resolve_clusters(term.clusters, sources, where)
         name = clinfonce_term_name(ids)
+    elif term.loss == "overlap":
+        if not term.tags:
+            raise ValueError(f"{where}: loss overlap needs tags: the table's tag column")
+        try:
+            overlap = Overlap(term.overlap, term.min_shared)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+        ids, name = TAGS_PREFIX + term.tags, f"overlap-{term.tags}"
     else:
         if term.clusters is not None:
             raise ValueError(
@@ -119,6 +137,7 @@ def term_from_config(
         term.head,
         term.start_epoch,
         term.end_epoch,
+        overlap,
     )
 
 
@@ -199,6 +218,7 @@ class Objective(nn.Module):
         if len(set(names)) != len(names):
             raise ValueError(f"objective term names must be unique, got {names}")
         self.terms = list(terms)
+        self.base_temperature = base_temperature
         # Under DDP each process contrasts its anchors against the whole global batch (a no-op
         # in one process), so the methods train the same thing on any number of devices.
         self.losses = nn.ModuleList(
@@ -225,6 +245,8 @@ class Objective(nn.Module):
         ids: Mapping[str, torch.Tensor | None],
         epoch: int | None = None,
         rows_per_rank: Sequence[int] | None = None,
+        memory: Mapping[str, MemoryKeys] | None = None,
+        sample_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and each active term's (unweighted) value.
 
@@ -235,15 +257,38 @@ class Objective(nn.Module):
                 (``None``: every term).
             rows_per_rank: every process's batch rows under DDP, when known (see
                 :func:`clinfonce.losses.cl_infonce_loss`).
+            memory: term name -> the memory's keys with that term's ids, as extra keys
+                (docs/method.md §11); terms not named train on the batch alone.
+            sample_index: ``[N]`` dataset index of the batch's samples (needed with memory).
         """
         parts: dict[str, torch.Tensor] = {}
         total: torch.Tensor | None = None
         for term, loss_fn in zip(self.terms, self.losses, strict=True):
             if epoch is not None and not term.active(epoch):
                 continue
-            value = loss_fn(
-                projections[term.head], cluster_ids=ids[term.ids], rows_per_rank=rows_per_rank
-            )
+            keys = None if memory is None else memory.get(term.name)
+            if keys is not None or term.overlap is not None:
+                term_ids = ids[term.ids]
+                if term.overlap is not None:
+                    assert term_ids is not None, f"{term.ids}: no tag table"
+                    positives = Positives(tags=term_ids, overlap=term.overlap)
+                else:
+                    positives = Positives(
+                        cluster_ids=sample_index if term_ids is None else term_ids
+                    )
+                value, _ = weighted_cl_infonce_loss(
+                    projections[term.head],
+                    positives,
+                    sample_index=sample_index,
+                    memory=keys,
+                    temperature=term.temperature,
+                    base_temperature=self.base_temperature,
+                    gather_distributed=True,
+                )
+            else:
+                value = loss_fn(
+                    projections[term.head], cluster_ids=ids[term.ids], rows_per_rank=rows_per_rank
+                )
             parts[term.name] = value.detach()
             # A weight of 1 is not multiplied in: a compiled step returning ``1.0 * value``
             # beside ``value.detach()`` lost the loss's gradient (torch 2.14's inductor).

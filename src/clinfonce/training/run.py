@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from clinfonce.clusters.assess import expected_alone_fraction
+from clinfonce.clusters.assess import MIN_POSITIVES, expected_alone_fraction, positives_per_anchor
 from clinfonce.data.prepare import PreparedData, prepare_data
 from clinfonce.data.sources import ImageSource
 from clinfonce.evaluation.features import use_tf32_matmul
@@ -43,6 +43,7 @@ from clinfonce.training.distributed import (
     trainer_kwargs,
 )
 from clinfonce.training.loaders import train_loader
+from clinfonce.training.methods.contrastive import ContrastiveModule
 from clinfonce.training.methods.registry import find_method, objective_terms
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
 from clinfonce.training.progress import EpochLines
@@ -158,6 +159,9 @@ def train(
     module = method.build(config, data, terms)  # per-sample tables registered
     loader = train_loader(config, data)
     warn_degenerate_objective(config, data)
+    memory_note = module.memory_summary() if isinstance(module, ContrastiveModule) else None
+    if memory_note and getattr(rank_zero_only, "rank", 0) == 0:
+        print(memory_note, flush=True)
     checkpoints = run_dir / "checkpoints"
     assert isinstance(loader.batch_sampler, DistributedBatchSampler)
     all_callbacks: list[Callback] = [
@@ -266,6 +270,14 @@ def warn_degenerate_objective(config: ExperimentConfig, data: PreparedData) -> N
             "the loss is near 0 and the encoder learns nothing; use 32 or more",
             stacklevel=2,
         )
+    memory = config.method.memory.size
+    if memory >= len(data.train_rows):
+        warnings.warn(
+            f"method.memory.size={memory} holds at least all {len(data.train_rows)} training "
+            "samples: anchors meet stale copies of themselves (counted as positives); use a "
+            "smaller memory",
+            stacklevel=2,
+        )
     if data.clusters is None or batch < 2:
         return
     sizes = np.unique(data.clusters, return_counts=True)[1]
@@ -277,6 +289,16 @@ def warn_degenerate_objective(config: ExperimentConfig, data: PreparedData) -> N
             "clusters section (columns, K)",
             stacklevel=2,
         )
+        return
+    per_cluster = config.train.per_cluster
+    if per_cluster > 1 or memory:  # the sampler and the memory bring positives of their own
+        positives = positives_per_anchor(sizes, batch, per_cluster, memory)
+        if positives < MIN_POSITIVES:
+            warnings.warn(
+                f"clusters too fine even with train.per_cluster={per_cluster} and "
+                f"method.memory.size={memory}: about {positives:.2f} positives per anchor",
+                stacklevel=2,
+            )
         return
     alone = expected_alone_fraction(sizes, batch)
     if alone > 0.5:

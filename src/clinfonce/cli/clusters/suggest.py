@@ -44,6 +44,20 @@ def register_suggest(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     sub.add_argument("--batch-size", type=int, default=256, help="training batch (default 256)")
     sub.add_argument(
+        "--per-cluster",
+        type=int,
+        default=0,
+        metavar="Q",
+        help="count positives for cluster-balanced batches of Q cluster mates (train.per_cluster)",
+    )
+    sub.add_argument(
+        "--memory",
+        type=int,
+        default=0,
+        metavar="M",
+        help="count positives with a memory of M past projections (method.memory.size)",
+    )
+    sub.add_argument(
         "--columns", type=comma_list, help="attribute columns to consider (default: all)"
     )
     sub.add_argument(
@@ -112,6 +126,8 @@ def run_suggest(args: argparse.Namespace) -> int:
         tags=args.tags,
         embeddings=embeddings,
         seed=args.seed,
+        per_cluster=args.per_cluster,
+        memory=args.memory,
     )
     labelled = 0 if label is None else int(table[label].notna().sum())
     print(

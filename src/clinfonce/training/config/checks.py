@@ -11,6 +11,7 @@ from __future__ import annotations
 from clinfonce.data.sources import check_source_options
 from clinfonce.training.config.schema import ExperimentConfig
 from clinfonce.training.methods.attributes import check_baseline_section
+from clinfonce.training.methods.contrastive import ContrastiveModule
 from clinfonce.training.methods.registry import find_method, objective_terms
 
 
@@ -45,11 +46,28 @@ def check_config(cfg: ExperimentConfig) -> None:
             "train.checkpoint_every_n_steps must be >= 0 (0: at epoch ends only), got "
             f"{cfg.train.checkpoint_every_n_steps}"
         )
+    if cfg.train.per_cluster < 0:
+        raise ValueError(
+            f"train.per_cluster must be >= 0 (0: plain shuffling), got {cfg.train.per_cluster}"
+        )
     if cfg.train.views < 1:
         raise ValueError(f"train.views must be >= 1, got {cfg.train.views}")
     if not 0 <= cfg.optim.warmup_fraction < 1:
         raise ValueError(
             f"optim.warmup_fraction must be in [0, 1), got {cfg.optim.warmup_fraction}"
+        )
+    memory = cfg.method.memory
+    if memory.size < 0:
+        raise ValueError(f"method.memory.size must be >= 0 (0: off), got {memory.size}")
+    if not 0 <= memory.momentum < 1:
+        raise ValueError(
+            f"method.memory.momentum must be in [0, 1) (0: the online encoder fills the "
+            f"memory), got {memory.momentum}"
+        )
+    if memory.size and not issubclass(method.module, ContrastiveModule):
+        raise ValueError(
+            f"method.memory needs a contrastive method (simclr, supcon, clinfonce*, auto, "
+            f"kmeans-clinfonce), not {cfg.method.name}; set method.memory.size=0"
         )
     check_baseline_section(cfg.baseline)
     objective_terms(cfg)

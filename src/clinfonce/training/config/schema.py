@@ -47,6 +47,23 @@ class ModelConfig:
 
 
 @dataclass
+class MemoryConfig:
+    """The ``method.memory`` section: past projections as extra keys (docs/method.md §11).
+
+    Attributes:
+        size: projections kept (one per sample: its first view), the last ones of the global
+            batch; 0 (default) turns the memory off. Keep it below the number of training
+            samples, or samples meet their own stale copies.
+        momentum: 0 fills the memory with the online projections; a value in (0, 1) with
+            those of a momentum copy of the encoder and heads (MoCo style, e.g. 0.99),
+            updated before every step as ``m * copy + (1 - m) * online``.
+    """
+
+    size: int = 0
+    momentum: float = 0.0
+
+
+@dataclass
 class MethodConfig:
     """The ``method`` section: a named objective (ignored terms-wise when ``objective`` is set).
 
@@ -79,12 +96,14 @@ class MethodConfig:
         warmup_epochs: epochs of InfoNCE alone before the cluster terms start (``clinfonce``:
             SimCLR then Cl-InfoNCE alone). ``null``: 0, except ``clinfonce-two-head``:
             a tenth of ``train.epochs`` (at least 1).
+        memory: the memory of past projections (:class:`MemoryConfig`); off by default.
     """
 
     name: str = "auto"
     temperature: float = 0.1
     base_temperature: float | None = None
     warmup_epochs: int | None = None
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
 
 
 @dataclass
@@ -97,9 +116,15 @@ class TermConfig:
 
     Attributes:
         loss: ``clinfonce`` (positives: same cluster), ``simclr`` (InfoNCE: a sample's own
-            views) or ``supcon`` (same label; needs ``data.label_column``).
+            views), ``supcon`` (same label; needs ``data.label_column``) or ``overlap``
+            (positives weighted by shared tags, see ``tags``).
         clusters: ``clinfonce`` only: a clustering named in ``clusters`` (``null``: the
             section's unnamed clustering, or its only named one).
+        tags: ``overlap`` only: the table's tag column (``#a #b``, ``a|b``, JSON lists);
+            the positive weight of two samples comes from the tags they share.
+        overlap: ``overlap`` only: ``any`` (share a tag), ``at-least`` (share
+            ``min_shared`` tags) or ``jaccard`` (weight = shared / union).
+        min_shared: tags two samples must share for ``overlap: at-least``.
         weight: the term's weight (>= 0).
         head: the projection head it reads; terms naming the same head share it.
         temperature: its temperature (``null``: ``method.temperature``).
@@ -119,6 +144,9 @@ class TermConfig:
 
     loss: str = "clinfonce"
     clusters: str | None = None
+    tags: str | None = None
+    overlap: str = "any"
+    min_shared: int = 1
     weight: float = 1.0
     head: str = "main"
     temperature: float | None = None
@@ -179,6 +207,11 @@ class TrainConfig:
             this many steps (0: epoch ends only); for epochs too long to lose.
         progress_bar: show progress: Lightning's bar on a terminal, a line per epoch when
             the output goes to a file.
+        per_cluster: ``Q`` > 1: cluster-balanced batches of ``batch_size / Q`` groups of
+            ``Q`` samples of one cluster (every sample still once per epoch), for clusters
+            too fine to meet in a shuffled batch; 0 (default): plain shuffling.
+        balance_by: the clustering the groups follow: null (the unnamed clustering, or the
+            only named one), a name of the ``clusters`` section, or ``label``.
     """
 
     epochs: int = 100
@@ -195,6 +228,8 @@ class TrainConfig:
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 0
     progress_bar: bool = True
+    per_cluster: int = 0
+    balance_by: str | None = None
 
 
 @dataclass

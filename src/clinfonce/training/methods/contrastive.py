@@ -9,20 +9,27 @@ the encoder, input pipeline and optimiser shared with the baselines too
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from clinfonce.clusters.tags import tag_matrix
 from clinfonce.data.config import BATCH_SOURCES, UNNAMED_CLUSTERING
 from clinfonce.data.prepare import PreparedData
+from clinfonce.losses.memory import ProjectionMemory
+from clinfonce.losses.positives import Positives
+from clinfonce.losses.weighted import MemoryKeys
 from clinfonce.models import ProjectionHead, feature_dim
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.methods.spec import Method, data_shape
 from clinfonce.training.objective import (
     FIXED_IDS,
+    TAGS_PREFIX,
     Objective,
     ObjectiveTerm,
     clinfonce_term_name,
@@ -67,6 +74,12 @@ class ContrastiveModule(EncoderModule):
     ``label``. Clusterings (the unnamed one as ``cluster``, the named ones, K-means ids) are
     registered with :meth:`set_assignment` and looked up by ``index``.
 
+    With ``method.memory.size`` > 0 every head keeps a :class:`ProjectionMemory` of the last
+    projections (filled by the online model, or by a momentum copy of it when
+    ``method.memory.momentum`` > 0); every term contrasts against it as well, the entries'
+    cluster ids looked up by their sample index at each step, so that re-clustered K-means
+    ids relabel old entries too. Memories and the momentum copy are saved in checkpoints.
+
     Examples:
         >>> from clinfonce.training.config import ExperimentConfig
         >>> cfg = ExperimentConfig()
@@ -101,13 +114,24 @@ class ContrastiveModule(EncoderModule):
                 for h in self.objective.heads
             }
         )
+        memory = self.cfg.method.memory
+        self.memories = nn.ModuleDict(
+            {h: ProjectionMemory(memory.size, model.head_out) for h in self.heads}
+            if memory.size
+            else {}
+        )
+        self.momentum_model: nn.ModuleDict | None = None
+        if memory.size and memory.momentum > 0:
+            self.momentum_model = nn.ModuleDict(
+                {"encoder": copy.deepcopy(self.encoder), "heads": copy.deepcopy(self.heads)}
+            ).requires_grad_(False)
 
     # --- per-sample ids ------------------------------------------------------------------
 
     @property
     def assignments(self) -> dict[str, torch.Tensor]:
         """The registered clusterings: name -> per-sample ids (on the module's device)."""
-        return self.sample_tables
+        return {n: t for n, t in self.sample_tables.items() if not n.startswith(TAGS_PREFIX)}
 
     def set_assignment(self, name: str, cluster_ids: torch.Tensor) -> None:
         """Register per-sample cluster ids (indexed by the batch's ``index``) under ``name``,
@@ -115,6 +139,23 @@ class ContrastiveModule(EncoderModule):
         if name in BATCH_SOURCES:
             raise ValueError(f"assignment name {name!r} is reserved ({', '.join(BATCH_SOURCES)})")
         self.set_sample_table(name, torch.as_tensor(cluster_ids, dtype=torch.int64))
+
+    def set_tags(self, source: str, presence: torch.Tensor) -> None:
+        """Register a boolean ``[samples, tags]`` tag table for ``overlap`` terms reading
+        ``source`` (``tags:<column>``), indexed by the batch's ``index`` (rebuilt from the
+        table, not checkpointed)."""
+        if not source.startswith(TAGS_PREFIX) or presence.dtype != torch.bool:
+            raise ValueError(f"tag table {source!r}: expected tags:<column> and a bool table")
+        self.set_sample_table(source, presence)
+
+    def _table(self, source: str) -> torch.Tensor:
+        """The per-sample ids (or tags) of a registered source."""
+        if source not in self.sample_tables:
+            raise ValueError(
+                f"no assignment {source!r} registered (set_assignment); have: "
+                f"{', '.join(self.sample_tables) or 'none'}"
+            )
+        return self.sample_tables[source]
 
     def batch_ids(self, source: str, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The ``[B]`` cluster ids of a batch for an ids source (``None`` = instances)."""
@@ -124,12 +165,7 @@ class ContrastiveModule(EncoderModule):
             if source not in batch:
                 raise ValueError(f"the objective needs batch[{source!r}] but the data has none")
             return batch[source]
-        if source not in self.assignments:
-            raise ValueError(
-                f"no assignment {source!r} registered (set_assignment); have: "
-                f"{', '.join(self.assignments) or 'none'}"
-            )
-        return self.lookup(source, batch)
+        return self._table(source)[batch["index"]]
 
     # --- training ------------------------------------------------------------------------
 
@@ -147,10 +183,82 @@ class ContrastiveModule(EncoderModule):
             h: self.heads[h](features).view(b, v, -1) for h in dict.fromkeys(t.head for t in terms)
         }
         ids = {t.ids: self.batch_ids(t.ids, batch) for t in terms}
-        result: tuple[torch.Tensor, dict[str, torch.Tensor]] = self.objective(
-            projections, ids, epoch, self.rows_per_rank()
-        )
+        rows = self.rows_per_rank()
+        if not self.memories:
+            result: tuple[torch.Tensor, dict[str, torch.Tensor]] = self.objective(
+                projections, ids, epoch, rows
+            )
+            return result
+        index = batch["index"]
+        memory = {t.name: self.memory_keys(t) for t in terms}
+        result = self.objective(projections, ids, epoch, rows, memory, index)
+        self.remember(views, projections, batch)
         return result
+
+    # --- memory --------------------------------------------------------------------------
+
+    def memory_keys(self, term: ObjectiveTerm) -> MemoryKeys:
+        """The entries of the term's head's memory with their ids (or tags) for the term,
+        as loss keys."""
+        keys, index, labels = self._memory(term.head).entries()
+        source = term.ids
+        if source == "instance":
+            ids = index
+        elif source == "label":
+            ids = labels
+        else:
+            ids = self._table(source)[index]
+        if term.overlap is not None:
+            return MemoryKeys(keys, Positives(tags=ids, overlap=term.overlap), index)
+        return MemoryKeys(keys, Positives(cluster_ids=ids), index)
+
+    @torch.no_grad()
+    def remember(
+        self,
+        views: torch.Tensor,
+        projections: Mapping[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+    ) -> None:
+        """Push the first view's projection of every sample into its head's memory: the
+        online one, or the momentum copy's (updated first, as in MoCo)."""
+        first = views[:, 0]
+        if self.momentum_model is None:
+            keys = {h: p[:, 0] for h, p in projections.items()}
+        else:
+            momentum = self.cfg.method.memory.momentum
+            online = [*self.encoder.parameters(), *self.heads.parameters()]
+            for copied, param in zip(self.momentum_model.parameters(), online, strict=True):
+                copied.lerp_(param.detach(), 1 - momentum)
+            if self.cfg.model.channels_last:
+                first = first.contiguous(memory_format=torch.channels_last)
+            encoder, heads = self.momentum_model["encoder"], self.momentum_model["heads"]
+            assert isinstance(heads, nn.ModuleDict)
+            features = encoder(first)
+            keys = {h: heads[h](features) for h in projections}
+        for head, key in keys.items():
+            self._memory(head).push(
+                F.normalize(key.float(), dim=-1), batch["index"], batch.get("label")
+            )
+
+    def _memory(self, head: str) -> ProjectionMemory:
+        memory = self.memories[head]
+        assert isinstance(memory, ProjectionMemory)
+        return memory
+
+    def memory_summary(self) -> str | None:
+        """One line on the memory's size and what it costs, or None when it is off."""
+        if not self.memories:
+            return None
+        memory = self.cfg.method.memory
+        held = sum(self._memory(h).nbytes() for h in self.memories)
+        copy_note = ""
+        if self.momentum_model is not None:
+            held += sum(p.numel() * p.element_size() for p in self.momentum_model.parameters())
+            copy_note = f", filled by a momentum copy (m = {memory.momentum})"
+        return (
+            f"memory: the last {memory.size} projections per head ({len(self.memories)} "
+            f"head(s)) as extra keys{copy_note}; {held / 2**20:.1f} MiB held"
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["assignments"] = {name: ids.cpu() for name, ids in self.assignments.items()}
@@ -244,6 +352,10 @@ class ContrastiveMethod(Method):
             )
         for name, ids in data.named_clusters.items():
             module.set_assignment(name, torch.from_numpy(ids))
+        table = data.source.table.iloc[data.train_rows].reset_index(drop=True)
+        for source in dict.fromkeys(t.ids for t in terms if t.overlap is not None):
+            presence = tag_matrix(table, source.removeprefix(TAGS_PREFIX)).dense()
+            module.set_tags(source, torch.from_numpy(presence))
         return module
 
     def rebuild(
