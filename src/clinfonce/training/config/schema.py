@@ -33,9 +33,10 @@ class ModelConfig:
         head_out: output width of the projection head.
         channels_last: use the channels-last memory format (measured 1.35x faster for the
             small CNN on this 2-core CPU).
-        compile: compile the training step (augmentation, encoder, heads, objective) with
-            ``torch.compile``; off by default until measured on a GPU (on a 2-core CPU it
-            was no faster: benchmarks/bench_train.py).
+        compile: compile the training step (augmentation, encoder, heads, objective) as one
+            ``torch.compile`` graph; the first step pays the compilation (tens of seconds).
+            Off by default until measured on a GPU; on a 2-core CPU the small CNN's step was
+            1.14x faster (benchmarks/bench_train.py --compile).
     """
 
     encoder: str = "small-cnn"
