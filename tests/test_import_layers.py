@@ -1,7 +1,8 @@
 """The package's import graph: no cycles, and no import from a lower layer to a higher one.
 
 The layers (docs/architecture.md), low to high: utilities, then losses/clusters/models, data,
-the evaluation core, training (with its config), experiments, and the command line. Imports
+the evaluation core, training (with its config), finished runs, experiments, and the command
+line. Imports
 inside ``if TYPE_CHECKING:`` are for annotations only and do not count; imports inside
 functions do (they run).
 """
@@ -26,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("clinfonce.data",),
     ("clinfonce.evaluation",),
     ("clinfonce.training", "clinfonce.config"),
+    ("clinfonce.runs",),
     ("clinfonce.experiments",),
     ("clinfonce.cli", "clinfonce.__main__"),
 )

@@ -59,9 +59,9 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_checkpoint(args: argparse.Namespace, path: str | Path) -> Any:
-    """The :class:`~clinfonce.training.load.LoadedRun` of ``path`` with the shared options."""
+    """The :class:`~clinfonce.runs.load.LoadedRun` of ``path`` with the shared options."""
     from clinfonce.evaluation.features import resolve_device
-    from clinfonce.training.load import load_run
+    from clinfonce.runs.load import load_run
 
     return load_run(
         path,
@@ -116,7 +116,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Load the checkpoint, embed, print where the files went."""
-    from clinfonce.experiments.embed import embed_run
+    from clinfonce.runs.embed import embed_run
 
     check_embed_outputs(args)
     loaded = load_checkpoint(args, args.checkpoint)
