@@ -18,8 +18,9 @@ import torch
 
 from clinfonce.data.augment import BatchAugment, resize_square
 from clinfonce.data.splits import stream_seed
-from clinfonce.models import build_encoder
+from clinfonce.models import build_encoder, load_encoder_state, uses_small_stem
 from clinfonce.training.schedule import warmup_cosine
+from clinfonce.training.weights import NAMED_WEIGHTS, read_encoder_weights
 
 if TYPE_CHECKING:  # the config schema includes the methods' settings, which build on this
     from clinfonce.training.config import ExperimentConfig
@@ -71,7 +72,17 @@ class EncoderModule(L.LightningModule):
         super().__init__()
         self.cfg = config
         model = self.cfg.model
-        self.encoder = build_encoder(model.encoder, in_channels, model.small_stem)
+        pretrained = model.weights == "imagenet"
+        self.encoder = build_encoder(
+            model.encoder,
+            in_channels,
+            uses_small_stem(model.encoder, model.small_stem, image_size, pretrained=pretrained),
+            pretrained=pretrained,
+            image_size=image_size,
+        )
+        if model.weights not in NAMED_WEIGHTS:
+            weights = read_encoder_weights(model.weights)
+            load_encoder_state(self.encoder, weights.state, f"model.weights={weights.where}")
         self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1), persistent=False)
         self.image_size = image_size
@@ -126,6 +137,17 @@ class EncoderModule(L.LightningModule):
 
     # --- training ------------------------------------------------------------------------
 
+    def backbone_frozen(self) -> bool:
+        """Whether this epoch trains the heads alone (``model.frozen_backbone_epochs``)."""
+        return self.current_epoch < self.cfg.model.frozen_backbone_epochs
+
+    def on_train_epoch_start(self) -> None:
+        self.encoder.requires_grad_(not self.backbone_frozen())
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.backbone_frozen():  # BatchNorm statistics stay those of the loaded weights
+            self.encoder.eval()
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Turn training images into normalised views ``[B, V, C, S, S]`` on the device."""
         if not self.trainer.training:
@@ -167,18 +189,25 @@ class EncoderModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optim = self.cfg.optim
+        scale = self.cfg.model.backbone_lr_scale
+        groups: Any = self.parameters()
+        if scale != 1:  # one group otherwise, as in checkpoints from before the setting
+            backbone = {id(p) for p in self.encoder.parameters()}
+            heads = [p for p in self.parameters() if id(p) not in backbone]
+            groups = [
+                {"params": heads},
+                {"params": list(self.encoder.parameters()), "lr": optim.lr * scale},
+            ]
         if optim.name == "sgd":
             optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                self.parameters(),
+                groups,
                 lr=optim.lr,
                 momentum=optim.momentum,
                 nesterov=optim.nesterov,
                 weight_decay=optim.weight_decay,
             )
         else:
-            optimizer = torch.optim.AdamW(
-                self.parameters(), lr=optim.lr, weight_decay=optim.weight_decay
-            )
+            optimizer = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = round(optim.warmup_fraction * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(

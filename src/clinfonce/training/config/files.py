@@ -86,8 +86,8 @@ def with_absolute_paths(config: ExperimentConfig) -> ExperimentConfig:
     A run directory's ``config.yaml`` must work from anywhere: ``clinfonce embed`` and
     ``evaluate`` are often run from another folder than the training. Covers the path
     options of ``data.options`` (:data:`PATH_OPTIONS`), the clusterings' ``assignment``
-    files and a hierarchy builder's ``parents`` file. Only paths change, so the checked
-    config is not checked again.
+    files, a hierarchy builder's ``parents`` file and a ``model.weights`` path. Only paths
+    change, so the checked config is not checked again.
 
     Examples:
         >>> cfg = config_from_dict({"data": {"dataset": "table",
@@ -101,10 +101,14 @@ def with_absolute_paths(config: ExperimentConfig) -> ExperimentConfig:
             options[key] = _absolute(options[key])
     clusters = config.clusters
     named = {name: _absolute_spec(spec) for name, spec in clusters.named.items()}
+    weights = config.model.weights
+    if weights not in ("none", "imagenet"):
+        weights = _absolute(weights)
     return dataclasses.replace(
         config,
         data=dataclasses.replace(config.data, options=options),
         clusters=dataclasses.replace(_absolute_spec(clusters), named=named),
+        model=dataclasses.replace(config.model, weights=weights),
     )
 
 

@@ -228,7 +228,7 @@ class ContrastiveMethod(Method):
     def build(
         self, config: ExperimentConfig, data: PreparedData, terms: Sequence[ObjectiveTerm]
     ) -> EncoderModule:
-        module = ContrastiveModule(config, terms=terms, **data_shape(data))
+        module = ContrastiveModule(config, terms=terms, **data_shape(data, config))
         if data.clusters is not None:
             module.set_assignment(
                 UNNAMED_CLUSTERING, torch.tensor(data.clusters, dtype=torch.int64)
