@@ -443,7 +443,8 @@ def load_encoder_state(encoder: nn.Module, state: Mapping[str, torch.Tensor], wh
         if given.shape != value.shape:
             raise ValueError(
                 f"{where}: {key} has shape {tuple(given.shape)}, the encoder needs "
-                f"{tuple(value.shape)}: weights of another model.encoder or in_channels?"
+                f"{tuple(value.shape)}: weights of another model.encoder, or another "
+                "model.small_stem?"
             )
         loaded[key] = given
     encoder.load_state_dict(loaded)
