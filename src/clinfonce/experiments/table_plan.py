@@ -29,6 +29,7 @@ from clinfonce.data.defaults import (
     probe_images,
 )
 from clinfonce.data.sources import ImageSource, load_source
+from clinfonce.experiments.table_backbone import backbone_for_table
 from clinfonce.training.config import ExperimentConfig, config_from_dict
 
 Log = Callable[[str], None]
@@ -66,6 +67,9 @@ class TableRunOptions:
         image_size: model input side (default: the median image side, at most 224).
         memory_budget_mib: decoded images are kept in memory up to this size.
         seed: seeds everything.
+        encoder: ``model.encoder`` (default: chosen from the images and the machine,
+            :func:`~clinfonce.experiments.table_backbone.choose_backbone`).
+        weights: ``model.weights`` (default: as ``encoder``).
     """
 
     table: str
@@ -91,6 +95,8 @@ class TableRunOptions:
     image_size: int | None = None
     memory_budget_mib: float = MEMORY_BUDGET_BYTES / 2**20
     seed: int = 0
+    encoder: str | None = None
+    weights: str | None = None
 
 
 @dataclass
@@ -235,6 +241,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     default = "kmeans-clinfonce" if options.kmeans is not None else "clinfonce-plus-simclr"
     method = options.method or (suggestion.method if suggestion is not None else default)
     out = Path(options.out or Path("runs") / table.stem).absolute()
+    backbone = backbone_for_table(side, options.encoder, options.weights, options.overrides)
     values: dict[str, Any] = {
         **_RECIPE,
         "data": {
@@ -246,6 +253,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
             "image_size": side,
         },
         "clusters": clusters,
+        "model": backbone.model_values(),
         "method": {**_RECIPE["method"], "name": method},
         "train": {**_RECIPE["train"], "epochs": epochs, "batch_size": batch, "seed": options.seed},
         "monitor": {
@@ -283,6 +291,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         + f", {steps_per_epoch} step(s) per epoch x {config.train.epochs} epoch(s) = "
         f"{steps_per_epoch * config.train.epochs} steps, method {config.method.name}",
         f"clusters: {described}" + _metrics_text(metrics),
+        f"backbone: {config.model.encoder}, weights {config.model.weights}: {backbone.reason}",
     ]
     if suggestion is not None:
         summary.append(f"why: {suggestion.reason}")

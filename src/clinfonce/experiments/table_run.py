@@ -99,6 +99,7 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
         runs[method] = LoadedRun(
             result.last_checkpoint, result.run_dir, other, result.module.eval()
         )
+        embed_run(runs[method], result.run_dir, source=source, log=log)
     rows: list[dict[str, Any]] = []
     if (
         config.data.label_column is not None
