@@ -1,0 +1,71 @@
+"""The backbone ``clinfonce run`` picks from the image size and the device, and says why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from clinfonce.experiments.table_backbone import choose_backbone
+from clinfonce.experiments.table_plan import TableRunOptions, plan_table_run
+
+
+@pytest.mark.parametrize(
+    ("side", "gpu", "encoder", "weights"),
+    [
+        (28, False, "small-cnn", "none"),
+        (64, False, "small-cnn", "none"),
+        (96, False, "resnet18", "imagenet"),
+        (28, True, "resnet50", "imagenet"),
+        (224, True, "resnet50", "imagenet"),
+    ],
+)
+def test_chosen_from_the_image_side_and_the_device(
+    side: int, gpu: bool, encoder: str, weights: str
+) -> None:
+    choice = choose_backbone(side, gpu=gpu)
+    assert (choice.encoder, choice.weights) == (encoder, weights)
+    assert choice.reason.startswith(f"{side} px images on a {'GPU' if gpu else 'CPU'}: ")
+    scale = choice.model_values().get("backbone_lr_scale", 1.0)
+    assert scale == (0.1 if weights == "imagenet" else 1.0)
+
+
+def test_given_choices_win_and_say_so() -> None:
+    assert choose_backbone(96, gpu=False, encoder="small-cnn").weights == "none"
+    assert choose_backbone(96, gpu=False, encoder="convnext_tiny").weights == "imagenet"
+    assert choose_backbone(28, gpu=False, encoder="resnet18").weights == "none"
+    pretrained = choose_backbone(28, gpu=False, weights="imagenet")
+    assert (pretrained.encoder, pretrained.weights) == ("resnet18", "imagenet")
+    assert pretrained.reason.endswith("(as given (--weights))")
+    run = choose_backbone(28, gpu=False, weights="runs/simclr")
+    assert (run.encoder, run.weights) == ("resnet18", "runs/simclr")
+    overridden = choose_backbone(96, gpu=False, overrides=["model.encoder=small-cnn"])
+    assert (overridden.encoder, overridden.weights) == ("small-cnn", "none")
+
+
+def test_the_start_summary_names_the_backbone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+        rows.append({"path": f"{i}.png", "group": f"g{i % 2}"})
+    table = tmp_path / "meta.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    lines: list[str] = []
+    plan = plan_table_run(TableRunOptions(str(table), aux=["group"]), log=lines.append)
+    assert lines[-1] == (
+        "backbone: small-cnn, weights none: 20 px images on a CPU: the small CNN trains fast "
+        "from scratch (--encoder/--weights to choose)"
+    )
+    given = TableRunOptions(str(table), aux=["group"], encoder="resnet18")
+    plan = plan_table_run(given, log=lines.append)
+    assert (plan.config.model.encoder, plan.config.model.weights) == ("resnet18", "none")
