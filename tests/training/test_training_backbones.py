@@ -153,3 +153,17 @@ def test_backbone_lr_scale_zero_keeps_the_encoder_weights(tmp_path: Path) -> Non
     assert all(torch.equal(after[k], start[k]) for k in weights)
     groups = result.module.trainer.optimizers[0].param_groups
     assert [g["lr"] > 0 for g in groups] == [True, False]  # heads, then the encoder
+
+
+def test_a_checkpoint_from_before_backbones_loads_and_resumes(tmp_path: Path) -> None:
+    result = train(tiny(tmp_path, "old", {"encoder": "resnet18", "small_stem": True}))
+    checkpoint = torch.load(result.last_checkpoint, weights_only=True)
+    model = checkpoint["hyper_parameters"]["config"]["model"]
+    for key in ("weights", "backbone_lr_scale", "frozen_backbone_epochs"):
+        del model[key]  # the model section as runs before model.weights stored it
+    torch.save(checkpoint, result.last_checkpoint)
+    module = load_module(result.last_checkpoint)
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(module.embed(images), result.module.cpu().eval().embed(images))
+    more = tiny(tmp_path, "old", {"encoder": "resnet18", "small_stem": True}, epochs=2)
+    assert train(more, resume=result.run_dir).module.global_step == 4
