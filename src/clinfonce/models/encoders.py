@@ -25,6 +25,8 @@ from torch import nn
 
 #: The prefix of timm model names.
 TIMM_PREFIX = "timm:"
+#: What :func:`pretrained_source` says of a model without pretrained weights.
+NO_WEIGHTS = "(no pretrained weights)"
 #: The small CNN's name.
 SMALL_CNN = "small-cnn"
 #: torchvision families built like a ResNet (``conv1`` then ``maxpool``): the ones with a
@@ -305,6 +307,8 @@ def check_encoder(name: str, *, small_stem: bool = False, pretrained: bool = Fal
                 f"{', '.join(TIMM_PREFIX + c for c in close) or 'none'} "
                 "(all: python -c 'import timm; print(timm.list_models())')"
             )
+        if pretrained and pretrained_source(name) == NO_WEIGHTS:
+            raise ValueError(f"{name} has no pretrained weights in timm; set model.weights=none")
     elif name not in torchvision_names():
         candidates = [SMALL_CNN, *torchvision_names(), *(TIMM_PREFIX + n for n in timm_names())]
         close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
@@ -386,7 +390,7 @@ def pretrained_source(name: str) -> str:
         if hub:
             return f"https://huggingface.co/{hub}/resolve/main/model.safetensors"
         url = config.url if config is not None else ""
-        return str(url) if isinstance(url, str) and url else "(no pretrained weights)"
+        return str(url) if isinstance(url, str) and url else NO_WEIGHTS
     from torchvision import models
 
     return str(models.get_model_weights(name).DEFAULT.url)
