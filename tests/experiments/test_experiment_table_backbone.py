@@ -69,3 +69,20 @@ def test_the_start_summary_names_the_backbone(
     given = TableRunOptions(str(table), aux=["group"], encoder="resnet18")
     plan = plan_table_run(given, log=lines.append)
     assert (plan.config.model.encoder, plan.config.model.weights) == ("resnet18", "none")
+
+
+def test_offline_without_cached_weights_falls_back_to_the_small_cnn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import clinfonce.experiments.table_backbone as table_backbone
+
+    def offline(name: str) -> None:
+        raise OSError(f"could not get the pretrained weights of {name}; download X as Y")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(table_backbone, "fetch_pretrained", offline)
+    choice = table_backbone.backbone_for_table(96, None, None, [])
+    assert (choice.encoder, choice.weights) == ("small-cnn", "none")
+    assert "download X as Y; the small CNN from scratch meanwhile" in choice.reason
+    given = table_backbone.backbone_for_table(96, "resnet18", None, [])
+    assert (given.encoder, given.weights) == ("resnet18", "imagenet")  # the run will say why

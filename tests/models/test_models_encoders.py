@@ -16,6 +16,7 @@ from clinfonce.models import (
     build_encoder,
     check_encoder,
     feature_dim,
+    fetch_pretrained,
     load_encoder_state,
     pretrained_file,
     pretrained_normalisation,
@@ -145,6 +146,8 @@ def test_offline_imagenet_weights_say_which_file_goes_where(
     )
     with pytest.raises(OSError, match=re.escape(message)):
         build_encoder("resnet18", pretrained=True)
+    with pytest.raises(OSError, match=re.escape(message)):
+        fetch_pretrained("resnet18")
 
 
 def test_timm_imagenet_weights_from_the_local_file(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clinfonce.models import SMALL_CNN
+from clinfonce.models import SMALL_CNN, fetch_pretrained
 
 #: Images up to this side (px) count as small: the small CNN or a ResNet's small stem.
 SMALL_SIDE = 64
@@ -29,11 +29,13 @@ class BackboneChoice:
         encoder: ``model.encoder``.
         weights: ``model.weights``.
         reason: one line for the start summary.
+        automatic: neither the encoder nor the weights were given.
     """
 
     encoder: str
     weights: str
     reason: str
+    automatic: bool = False
 
     def model_values(self) -> dict[str, Any]:
         """The ``model`` section's values (a slower backbone for pretrained weights)."""
@@ -92,18 +94,30 @@ def choose_backbone(
         pretrained = encoder != SMALL_CNN and (gpu or not small)
         weights = "imagenet" if pretrained else "none"
     chosen = f"as given ({' and '.join(given)})" if given else "--encoder/--weights to choose"
-    return BackboneChoice(encoder, weights, f"{why} ({chosen})")
+    return BackboneChoice(encoder, weights, f"{why} ({chosen})", automatic=not given)
 
 
 def backbone_for_table(
     image_side: int, encoder: str | None, weights: str | None, overrides: Sequence[str]
 ) -> BackboneChoice:
     """:func:`choose_backbone` on this machine (a GPU when CUDA is available and the
-    overrides do not ask for the CPU)."""
+    overrides do not ask for the CPU). ImageNet weights it chose itself are fetched now;
+    when they cannot be (offline, not cached), the run trains the small CNN instead and the
+    reason says which file to put where."""
     import torch
 
     cpu = any(o.replace(" ", "") == "train.accelerator=cpu" for o in overrides)
     gpu = torch.cuda.is_available() and not cpu
-    return choose_backbone(
+    choice = choose_backbone(
         image_side, gpu=gpu, encoder=encoder, weights=weights, overrides=overrides
     )
+    if choice.automatic and choice.weights == "imagenet":
+        try:
+            fetch_pretrained(choice.encoder)
+        except OSError as error:  # offline: the small CNN rather than no run at all
+            return BackboneChoice(
+                SMALL_CNN,
+                "none",
+                f"{image_side} px images, but {error}; the small CNN from scratch meanwhile",
+            )
+    return choice

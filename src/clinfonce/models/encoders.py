@@ -380,6 +380,21 @@ def pretrained_file(name: str) -> Path:
     return folder / os.path.basename(urlparse(url).path)
 
 
+def fetch_pretrained(name: str) -> None:
+    """Make sure a torchvision encoder's ImageNet weights are in the local cache
+    (downloading them when they are not).
+
+    Raises:
+        OSError: they cannot be downloaded; the message says which file goes where.
+    """
+    if name.startswith(TIMM_PREFIX) or pretrained_file(name).is_file():
+        return
+    from torchvision import models
+
+    with _offline_hint(name, True):
+        models.get_model_weights(name).DEFAULT.get_state_dict(progress=False)
+
+
 def pretrained_source(name: str) -> str:
     """Where the default pretrained weights of an encoder are downloaded from."""
     if name.startswith(TIMM_PREFIX):
