@@ -41,8 +41,6 @@ def test_given_choices_win_and_say_so() -> None:
     pretrained = choose_backbone(28, gpu=False, weights="imagenet")
     assert (pretrained.encoder, pretrained.weights) == ("resnet18", "imagenet")
     assert pretrained.reason.endswith("(as given (--weights))")
-    run = choose_backbone(28, gpu=False, weights="runs/simclr")
-    assert (run.encoder, run.weights) == ("resnet18", "runs/simclr")
     overridden = choose_backbone(96, gpu=False, overrides=["model.encoder=small-cnn"])
     assert (overridden.encoder, overridden.weights) == ("small-cnn", "none")
 
@@ -86,3 +84,15 @@ def test_offline_without_cached_weights_falls_back_to_the_small_cnn(
     assert "download X as Y; the small CNN from scratch meanwhile" in choice.reason
     given = table_backbone.backbone_for_table(96, "resnet18", None, [])
     assert (given.encoder, given.weights) == ("resnet18", "imagenet")  # the run will say why
+
+
+def test_weights_of_a_run_bring_its_encoder(tmp_path: Path) -> None:
+    from clinfonce.models import build_encoder
+
+    checkpoint = tmp_path / "simclr.ckpt"
+    state = {f"encoder.{k}": v for k, v in build_encoder("small-cnn").state_dict().items()}
+    config = {"model": {"encoder": "small-cnn"}}
+    torch.save({"state_dict": state, "hyper_parameters": {"config": config}}, checkpoint)
+    run = choose_backbone(96, gpu=False, weights=str(checkpoint))
+    assert (run.encoder, run.weights) == ("small-cnn", str(checkpoint))
+    assert run.reason.startswith(f"96 px images on a CPU: the encoder of {checkpoint}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clinfonce.models import SMALL_CNN, fetch_pretrained
+from clinfonce.training.weights import read_encoder_weights
 
 #: Images up to this side (px) count as small: the small CNN or a ResNet's small stem.
 SMALL_SIDE = 64
@@ -60,7 +61,8 @@ def choose_backbone(
         gpu: whether training runs on a GPU.
         encoder: ``--encoder`` (``None``: chosen here).
         weights: ``--weights`` (``None``: ImageNet weights for a pretrained-capable encoder
-            on larger images or a GPU, else none).
+            on larger images or a GPU, else none). Weights of a clinfonce run bring its
+            encoder when ``encoder`` is not given.
         overrides: the run's ``key=value`` overrides; ``model.encoder=``/``model.weights=``
             there count as given.
 
@@ -82,14 +84,18 @@ def choose_backbone(
     small = image_side <= SMALL_SIDE
     where = f"{image_side} px images on a {'GPU' if gpu else 'CPU'}"
     given = [flag for flag, value in (("--encoder", encoder), ("--weights", weights)) if value]
-    if encoder is None:
-        if small and not gpu and weights in (None, "none"):
-            encoder, why = SMALL_CNN, f"{where}: the small CNN trains fast from scratch"
-        else:
-            encoder = "resnet50" if gpu else "resnet18"
-            why = f"{where}: a pretrained ResNet adapts better than a network from scratch"
+    inherited = None  # a clinfonce run's weights bring its encoder
+    if encoder is None and weights not in (None, "none", "imagenet"):
+        inherited = read_encoder_weights(str(weights)).encoder
+    if encoder is not None:
+        why = where
+    elif inherited is not None:
+        encoder, why = inherited, f"{where}: the encoder of {weights}"
+    elif small and not gpu and weights in (None, "none"):
+        encoder, why = SMALL_CNN, f"{where}: the small CNN trains fast from scratch"
     else:
-        why = f"{where}"
+        encoder = "resnet50" if gpu else "resnet18"
+        why = f"{where}: a pretrained ResNet adapts better than a network from scratch"
     if weights is None:
         pretrained = encoder != SMALL_CNN and (gpu or not small)
         weights = "imagenet" if pretrained else "none"

@@ -35,12 +35,14 @@ class EncoderWeights:
         where: the file, for error messages.
         mean: the normalisation the weights were trained with, when the file says.
         std: as ``mean``.
+        encoder: the ``model.encoder`` of the run that trained them, when the file says.
     """
 
     state: dict[str, torch.Tensor]
     where: str
     mean: list[float] | None = None
     std: list[float] | None = None
+    encoder: str | None = None
 
 
 def read_encoder_weights(path: str | Path) -> EncoderWeights:
@@ -80,11 +82,13 @@ def read_encoder_weights(path: str | Path) -> EncoderWeights:
     if not state:
         raise ValueError(f"model.weights: {path} holds no tensors")
     mean, std = hparams.get("mean"), hparams.get("std")
+    encoder = hparams.get("config", {}).get("model", {}).get("encoder")
     return EncoderWeights(
         state,
         str(path),
         [float(m) for m in mean] if mean is not None else None,
         [float(s) for s in std] if std is not None else None,
+        str(encoder) if encoder is not None else None,
     )
 
 
