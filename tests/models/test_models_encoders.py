@@ -128,6 +128,10 @@ def test_imagenet_weights_come_through_torchvisions_loader(
     source.fc = torch.nn.Identity()
     x = torch.randn(1, 3, 64, 64)
     assert torch.equal(encoder(x), source(x))
+    gray = build_encoder("resnet18", in_channels=1, pretrained=True).eval()  # now cached
+    assert len(fetched) == 1
+    y = torch.rand(2, 1, 64, 64)
+    torch.testing.assert_close(gray(y), source(y.repeat(1, 3, 1, 1)), rtol=1e-4, atol=1e-5)
 
 
 def test_offline_imagenet_weights_say_which_file_goes_where(
