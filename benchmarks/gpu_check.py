@@ -8,6 +8,9 @@ Each row is one measurement beside a baseline run in this same process, and thei
   eager; skipped with a note while the config has no ``model.compile``;
 - ``train resnet50``: full Lightning step vs the model alone (forward, loss, backward), at
   224 px, bf16 autocast, channels-last;
+- ``backbones``: forward + loss + backward of pretrained backbones at 224 px, bf16: ViT-S/16
+  (timm) vs ResNet-50 (ImageNet weights when cached, see docs/backbones.md; the rate does
+  not depend on them);
 - ``evaluation``: features of a frozen encoder and the weighted kNN on the device vs the CPU;
 - ``kmeans``: the re-clustering's K-means of the embedding on the device (torch) vs the CPU
   (faiss);
@@ -42,6 +45,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_backbones
 import bench_input
 import bench_loss
 import bench_train
@@ -387,10 +391,45 @@ def input_rows(sizes: Sizes, device: str) -> list[Row]:
 
 
 #: Row groups in table order: name -> function.
+def backbone_rows(sizes: Sizes, device: str) -> list[Row]:
+    batch, size, steps = sizes.resnet_batch, sizes.resnet_size, sizes.resnet_steps
+    vit = "timm:vit_small_patch16_224" if sizes == FULL else "timm:test_vit"
+    rates: dict[str, float] = {}
+    held: dict[str, str] = {}
+    for name in ("resnet50", vit):
+        try:
+            module, held[name] = bench_backbones.build(name, size, batch)
+        except (ImportError, ValueError) as exc:  # timm missing: the ResNet row alone
+            return [Row("backbones", f"{name}, {size} px", None, "-", None, "images/s", str(exc))]
+        times = bench_train.model_only(module, steps, True, batch=batch, size=size, device=device)
+        module.cpu()
+        rates[name] = batch / statistics.median(times)
+    what = f"{size} px, bf16, b{batch}, fwd+loss+bwd"
+    return [
+        Row(
+            "backbones",
+            f"resnet50 ({held['resnet50']}), {what}",
+            rates["resnet50"],
+            "-",
+            None,
+            "images/s",
+        ),
+        Row(
+            "backbones",
+            f"{vit.removeprefix('timm:')} ({held[vit]}), {what}",
+            rates[vit],
+            "resnet50",
+            rates["resnet50"],
+            "images/s",
+        ),
+    ]
+
+
 GROUPS: dict[str, Callable[[Sizes, str], list[Row]]] = {
     "loss": loss_rows,
     "compile": compile_rows,
     "resnet50": resnet_rows,
+    "backbones": backbone_rows,
     "evaluation": evaluation_rows,
     "kmeans": kmeans_rows,
     "input": input_rows,

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# GPU check (issues 7, 16 and 22): the one script to run when a GPU is lent; at most 8
+# GPU check (issues 7, 16, 22 and 25): the one script to run when a GPU is lent; at most 8
 # minutes on one H200 (the rows take about 5; --budget stops starting new ones after 400 s).
 # It prints one table (benchmarks/gpu_check.py lists the rows): loss fused vs dense (time,
 # peak memory), small-cnn training images/s compiled vs eager, ResNet-50 at 224 px bf16 (full
-# step vs model alone), evaluation features + kNN and K-means re-clustering on the GPU vs the
-# CPU, and the input paths from JPEGs. Without a CUDA device it runs every row at tiny sizes
+# step vs model alone), ViT-S/16 (timm) vs ResNet-50 at 224 px bf16, evaluation features +
+# kNN and K-means re-clustering on the GPU vs the CPU, and the input paths from JPEGs. Without a CUDA device it runs every row at tiny sizes
 # on the CPU (under a minute): a check of the flow, not of the speed.
 #   bash benchmarks/gpu_check.sh [python] [gpu_check.py options, e.g. --only loss,kmeans]
 set -euo pipefail

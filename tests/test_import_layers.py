@@ -1,7 +1,8 @@
 """The package's import graph: no cycles, and no import from a lower layer to a higher one.
 
 The layers (docs/architecture.md), low to high: utilities, then losses/clusters/models, data,
-the evaluation core, training (with its config), experiments, and the command line. Imports
+the evaluation core, training (with its config), finished runs, experiments, and the command
+line. Imports
 inside ``if TYPE_CHECKING:`` are for annotations only and do not count; imports inside
 functions do (they run).
 """
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import clinfonce
 
+#: The package itself (its ``__init__``) is the public facade: it may hand out
+#: ``clinfonce.load_encoder`` from the top, and no module of the package imports it but the
+#: command line's, for ``__version__``.
+PACKAGE = "clinfonce"
 LAYERS: tuple[tuple[str, ...], ...] = (
     (
-        "clinfonce",
         "clinfonce.yaml_files",
         "clinfonce.outputs",
         "clinfonce.interrupted",
@@ -27,8 +31,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("clinfonce.data",),
     ("clinfonce.evaluation",),
     ("clinfonce.training", "clinfonce.config"),
+    ("clinfonce.runs",),
     ("clinfonce.experiments",),
-    ("clinfonce.cli", "clinfonce.__main__"),
+    ("clinfonce.cli", "clinfonce.__main__", PACKAGE),
 )
 
 
@@ -123,7 +128,7 @@ def layer_of(module: str) -> int:
     best, best_length = -1, -1
     for index, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            inside = module == prefix or module.startswith(prefix + ".")
+            inside = module == prefix or (prefix != PACKAGE and module.startswith(prefix + "."))
             if inside and len(prefix) > best_length:
                 best, best_length = index, len(prefix)
     if best < 0:

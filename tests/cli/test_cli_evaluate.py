@@ -13,8 +13,8 @@ import torch
 
 from clinfonce.cli import main
 from clinfonce.evaluation import knn_evaluate, logistic_probe
+from clinfonce.runs.load import load_run
 from clinfonce.training import config_from_dict, train
-from clinfonce.training.load import load_run
 from clinfonce.training.run_directory import checkpoint_run_dir, resolve_checkpoint
 
 OPTIONS = {"n_samples": 80, "image_size": 12}

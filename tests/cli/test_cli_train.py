@@ -99,3 +99,12 @@ def test_overrides_alone_need_no_config_file(capsys: pytest.CaptureFixture[str])
     assert main(["train", "train.epochs=3", "method.name=simclr", "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert (printed["train"]["epochs"], printed["method"]["name"]) == (3, "simclr")
+
+
+def test_an_unknown_encoder_is_refused_at_print_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "model.encoder=vit_small_patch16_224", "--print-config"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "unknown model.encoder 'vit_small_patch16_224'; closest: timm:vit_small_patch16_224" in err
+    )
+    assert main(["train", "model.encoder=timm:vit_small_patch16_224", "--print-config"]) == 0

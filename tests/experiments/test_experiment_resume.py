@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-import clinfonce.experiments.evaluate as evaluate
+import clinfonce.runs.evaluate as evaluate
+import clinfonce.runs.load as load
 import clinfonce.training as training
-import clinfonce.training.load as load
 from clinfonce.clusters.io import ClusterSidecar
 from clinfonce.experiments import (
     CELL_FILE,

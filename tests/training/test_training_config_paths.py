@@ -14,10 +14,11 @@ import pytest
 
 from clinfonce.clusters.builders import BUILDERS
 from clinfonce.data.sources import _REGISTRY, available_sources, source_path_options
-from clinfonce.experiments.embed import embed_run
-from clinfonce.experiments.eval_settings import EvalSettings
-from clinfonce.experiments.evaluate import evaluate_run
 from clinfonce.paths import path_fields
+from clinfonce.runs.embed import embed_run
+from clinfonce.runs.eval_settings import EvalSettings
+from clinfonce.runs.evaluate import evaluate_run
+from clinfonce.runs.load import load_run
 from clinfonce.training import train
 from clinfonce.training.config import (
     ExperimentConfig,
@@ -25,7 +26,6 @@ from clinfonce.training.config import (
     load_config,
     with_absolute_paths,
 )
-from clinfonce.training.load import load_run
 
 #: Words of an option's name that say it is a file or folder: it must be annotated as one.
 PATH_WORDS = {"root", "dir", "file", "path", "embeddings", "arrays", "hierarchy", "parents"}

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from clinfonce.runs.load import load_run
 from clinfonce.training import config_from_dict, find_method, load_config, train
-from clinfonce.training.load import load_run
 from clinfonce.training.methods.attributes import (
     AttributeContrast,
     AttributePredictor,

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
 from clinfonce.clusters.kmeans import kmeans
+from clinfonce.runs.load import load_run
 from clinfonce.training import config_from_dict, train
-from clinfonce.training.load import load_run
 from clinfonce.training.methods.contrastive import ContrastiveModule
 from clinfonce.training.methods.kmeans import kmeans_terms, kmeans_warmup
 from clinfonce.training.methods.kmeans_reclustering import (

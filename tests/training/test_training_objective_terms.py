@@ -14,8 +14,8 @@ import torch
 
 from clinfonce.clusters import read_assignment
 from clinfonce.losses import cl_infonce_loss
+from clinfonce.runs.load import load_module
 from clinfonce.training import ContrastiveModule, config_from_dict, objective_terms, train
-from clinfonce.training.load import load_module
 from clinfonce.training.objective import Objective, ObjectiveTerm
 
 B, V = 8, 2

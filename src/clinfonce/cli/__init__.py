@@ -29,6 +29,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "clusters",
     "evaluate",
     "embed",
+    "export",
     "experiment",
     "prepare",
 )

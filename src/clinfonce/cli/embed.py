@@ -14,6 +14,8 @@ EPILOG = """examples:
   # another dataset through the same encoder: its config, changed by overrides
   clinfonce embed --checkpoint runs/syn/checkpoints/best.ckpt --config other.yaml \\
       data.options.n_samples=5000 --out emb-other/
+  # a new table of image files through a run's encoder, decoded as the run decoded its own
+  clinfonce embed --checkpoint runs/photos --table new-photos.csv --out emb-new/
   # K-means clusters of the embedding, ready to train on (clusters.assignment)
   clinfonce clusters build emb/index.csv --builder kmeans --embeddings emb/embeddings.npy \\
       --n-clusters 100 --out kmeans-100.csv
@@ -59,9 +61,9 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_checkpoint(args: argparse.Namespace, path: str | Path) -> Any:
-    """The :class:`~clinfonce.training.load.LoadedRun` of ``path`` with the shared options."""
+    """The :class:`~clinfonce.runs.load.LoadedRun` of ``path`` with the shared options."""
     from clinfonce.evaluation.features import resolve_device
-    from clinfonce.training.load import load_run
+    from clinfonce.runs.load import load_run
 
     return load_run(
         path,
@@ -105,6 +107,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="replace embeddings.npy/index.csv in --out that clinfonce did not write",
     )
     parser.add_argument(
+        "--table",
+        metavar="FILE",
+        help="embed this metadata table of image files instead of the run's data (paths in "
+        "the run's path column or 'path', relative to the table's folder or --image-root)",
+    )
+    parser.add_argument("--image-root", help="with --table: the folder its paths start from")
+    parser.add_argument(
         "--split",
         nargs="+",
         metavar="SPLIT",
@@ -116,10 +125,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Load the checkpoint, embed, print where the files went."""
-    from clinfonce.experiments.embed import embed_run
+    from clinfonce.runs.embed import embed_run
 
     check_embed_outputs(args)
     loaded = load_checkpoint(args, args.checkpoint)
+    if args.table is not None:
+        from clinfonce.runs.encoder import with_table
+
+        module = loaded.module
+        loaded.config = with_table(
+            loaded.config,
+            args.table,
+            args.image_root,
+            channels=int(module.mean.shape[1]),
+            size=int(module.image_size),
+        )
     log = progress_log(args)
     config = loaded.config
     log(f"checkpoint {loaded.checkpoint} ({config.method.name}, {config.model.encoder})")
@@ -152,7 +172,7 @@ def check_embed_outputs(args: argparse.Namespace) -> None:
     folder = Path(args.out)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--out {folder} is a file; give a folder")
-    inputs = list(existing_paths([args.checkpoint, args.config]))
+    inputs = list(existing_paths([args.checkpoint, args.config, args.table]))
     index = folder / "index.csv"
     ours = (folder / "embeddings.json").is_file() or (
         index.is_file() and index.read_text(errors="replace").startswith(INDEX_HEADER)

@@ -102,8 +102,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`~clinfonce.experiments.eval_settings.EvalSettings` of the parsed options."""
-    from clinfonce.experiments.eval_settings import EvalSettings
+    """The :class:`~clinfonce.runs.eval_settings.EvalSettings` of the parsed options."""
+    from clinfonce.runs.eval_settings import EvalSettings
 
     extra = {"cs": tuple(args.cs)} if args.cs else {}
     return EvalSettings(
@@ -131,8 +131,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate every given run/checkpoint, write the files, print the table."""
-    from clinfonce.experiments.evaluate import default_out_dir, evaluate_run
-    from clinfonce.experiments.evaluation_report import results_report, write_results
+    from clinfonce.runs.evaluate import default_out_dir, evaluate_run
+    from clinfonce.runs.evaluation_report import results_report, write_results
 
     targets = [*args.run, *args.checkpoint]
     if not targets:

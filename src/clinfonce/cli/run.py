@@ -12,18 +12,23 @@ EPILOG = """examples:
   clinfonce run meta.csv --tags tags --k 4              # presence of the 4 top tags
   clinfonce run meta.csv --kmeans 100                   # no auxiliary columns at all
   clinfonce run meta.csv --aux colour --epochs 20 --out runs/mine optim.lr=0.001
+  clinfonce run meta.csv --aux colour --encoder convnext_tiny --weights imagenet
+  clinfonce run meta.csv --aux colour --weights runs/simclr   # adapt an earlier run
 
 The table has one row per image: a column of image paths (found automatically: the
 column whose values are existing files, relative to the table's folder or --image-root),
 optional `id`, `label` and `split` columns (by name; the label is only used to evaluate),
 and your auxiliary columns. Settings are read off the data and printed first: image size
 (median side, at most 224 px), grayscale, images in memory when they fit, the batch
-clamped to the data, epochs from the step budget.
+clamped to the data, epochs from the step budget, and the backbone: small-cnn from scratch
+for images of at most 64 px on a CPU, else a ResNet with ImageNet weights (ResNet-50 on a
+GPU) fine-tuned at a tenth of the learning rate (docs/backbones.md).
 
 Writes to --out (default runs/<table name>-<source>, numbered -2, -3... when taken, so runs
 with other flags never collide): config.yaml (reproduce with
 `clinfonce train --config`), checkpoints, clusters.csv, embeddings.npy + index.csv of every
-kept row, and report.md with plots (cluster sizes, training loss, accuracy, t-SNE).
+kept row (each --compare run's too, in compare/<method>/), and report.md with plots
+(cluster sizes, training loss, accuracy, t-SNE).
 """
 
 
@@ -129,6 +134,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     training.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     training.add_argument(
+        "--encoder",
+        help="model.encoder: small-cnn, a torchvision model (resnet18, convnext_tiny, ...) or "
+        "timm:NAME (default: small-cnn for small images on a CPU, else a pretrained ResNet)",
+    )
+    training.add_argument(
+        "--weights",
+        metavar="none|imagenet|PATH",
+        help="model.weights: none, imagenet, or a state dict, checkpoint or run directory "
+        "to start from (default: imagenet for the pretrained ResNet, else none)",
+    )
+    training.add_argument(
         "--out", help="run directory (default runs/<table name>-<source>, numbered when taken)"
     )
     data = parser.add_argument_group("data (detected when not given)")
@@ -181,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         memory_budget_mib=args.memory_budget,
         seed=args.seed,
+        encoder=args.encoder,
+        weights=args.weights,
     )
     result = run_table(options, log=lambda line: print(line, flush=True))
     print(f"run directory: {result.run_dir}")

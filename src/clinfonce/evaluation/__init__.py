@@ -2,8 +2,8 @@
 
 This is the measuring core: it knows tensors and datasets, not runs or configs, so training
 (whose online monitor uses the kNN) can import it. Evaluating or embedding a whole finished
-run lives above training, in :mod:`clinfonce.experiments.evaluate` and
-:mod:`clinfonce.experiments.embed`.
+run lives above training, in :mod:`clinfonce.runs.evaluate` and
+:mod:`clinfonce.runs.embed`.
 
 Examples:
     >>> import torch

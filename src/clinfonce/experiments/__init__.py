@@ -4,8 +4,8 @@ An experiment file (see :mod:`clinfonce.experiments.spec`) names a base training
 runs (each a set of config overrides, or a sweep over one key) and the seeds;
 :func:`run_experiment` trains and evaluates every cell (resuming after an interruption) and
 writes ``results.csv``, a Markdown table of mean ± std over seeds with the "gap closed"
-column, and plots. ``clinfonce experiment`` is its command line. The same package evaluates
-(:func:`evaluate_run`) and embeds (:func:`embed_run`) any finished run.
+column, and plots. ``clinfonce experiment`` is its command line. Each cell is evaluated
+through :mod:`clinfonce.runs`, which opens any finished run.
 
 Examples:
     >>> from clinfonce.experiments import expand_grid, experiment_from_dict
@@ -27,9 +27,6 @@ from clinfonce.experiments.aggregate import (
 )
 from clinfonce.experiments.cell_state import CELL_FILE, cell_status
 from clinfonce.experiments.cells import run_cell
-from clinfonce.experiments.embed import embed_run
-from clinfonce.experiments.eval_settings import EvalSettings
-from clinfonce.experiments.evaluate import evaluate_run
 from clinfonce.experiments.grid import Cell, expand_grid
 from clinfonce.experiments.plots import accuracy_plot, sweep_plot
 from clinfonce.experiments.report import write_report
@@ -52,7 +49,6 @@ __all__ = [
     "CELL_FILE",
     "RESULT_COLUMNS",
     "Cell",
-    "EvalSettings",
     "ExperimentResult",
     "ExperimentSpec",
     "RunSpec",
@@ -60,8 +56,6 @@ __all__ = [
     "add_gap_closed",
     "cell_status",
     "default_out_dir",
-    "embed_run",
-    "evaluate_run",
     "expand_grid",
     "experiment_from_dict",
     "format_eta",

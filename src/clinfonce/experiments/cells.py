@@ -108,8 +108,8 @@ def _train_cell(
 def _evaluate_cell(
     cell: Cell, run_dir: Path, module: Any, spec: ExperimentSpec, device: Any, source: Any
 ) -> tuple[dict[str, Any], float]:
-    from clinfonce.experiments.evaluate import evaluate_run
-    from clinfonce.training.load import LoadedRun, load_run
+    from clinfonce.runs.evaluate import evaluate_run
+    from clinfonce.runs.load import LoadedRun, load_run
 
     start = time.perf_counter()
     config = _output_config(cell, run_dir)

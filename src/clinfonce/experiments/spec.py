@@ -43,7 +43,7 @@ from typing import Any
 
 from clinfonce.binder import read_mapping
 from clinfonce.experiments.config_values import fingerprint, set_dotted
-from clinfonce.experiments.eval_settings import EvalSettings
+from clinfonce.runs.eval_settings import EvalSettings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 _TOP_KEYS = ("name", "description", "base", "set", "seeds", "evaluation", "gap", "runs")

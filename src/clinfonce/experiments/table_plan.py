@@ -31,6 +31,7 @@ from clinfonce.data.defaults import (
     probe_images,
 )
 from clinfonce.data.sources import ImageSource, load_source
+from clinfonce.experiments.table_backbone import backbone_for_table
 from clinfonce.training.config import ExperimentConfig, config_from_dict
 
 Log = Callable[[str], None]
@@ -73,6 +74,9 @@ class TableRunOptions:
         image_size: model input side (default: the median image side, at most 224).
         memory_budget_mib: decoded images are kept in memory up to this size.
         seed: seeds everything.
+        encoder: ``model.encoder`` (default: chosen from the images and the machine,
+            :func:`~clinfonce.experiments.table_backbone.choose_backbone`).
+        weights: ``model.weights`` (default: as ``encoder``).
     """
 
     table: str
@@ -100,6 +104,8 @@ class TableRunOptions:
     image_size: int | None = None
     memory_budget_mib: float = MEMORY_BUDGET_BYTES / 2**20
     seed: int = 0
+    encoder: str | None = None
+    weights: str | None = None
 
 
 @dataclass
@@ -338,6 +344,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     out = (
         Path(options.out).absolute() if options.out else _default_run_directory(table, source_name)
     )
+    backbone = backbone_for_table(side, options.encoder, options.weights, options.overrides)
     values: dict[str, Any] = {
         **_RECIPE,
         "data": {
@@ -350,6 +357,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         },
         "clusters": clusters,
         "objective": objective,
+        "model": backbone.model_values(),
         "method": {**_RECIPE["method"], "name": method},
         "train": {**_RECIPE["train"], "epochs": epochs, "batch_size": batch, "seed": options.seed},
         "monitor": {
@@ -412,6 +420,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         f"{steps_per_epoch * config.train.epochs} steps",
         method_line,
         f"clusters: {described}" + _metrics_text(assessment),
+        f"backbone: {config.model.encoder}, weights {config.model.weights}: {backbone.reason}",
     ]
     if why is not None:
         summary.append(f"why: {why}")

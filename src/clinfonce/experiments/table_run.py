@@ -59,11 +59,11 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
         >>> result.report  # doctest: +SKIP
         PosixPath('runs/meta/report.md')
     """
-    from clinfonce.experiments.embed import embed_run
-    from clinfonce.experiments.eval_settings import EvalSettings
-    from clinfonce.experiments.evaluate import evaluate_run
+    from clinfonce.runs.embed import embed_run
+    from clinfonce.runs.eval_settings import EvalSettings
+    from clinfonce.runs.evaluate import evaluate_run
+    from clinfonce.runs.load import LoadedRun
     from clinfonce.training import train
-    from clinfonce.training.load import LoadedRun
 
     unknown = sorted(set(options.compare) - set(COMPARE_METHODS))
     if unknown:
@@ -99,6 +99,7 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
         runs[method] = LoadedRun(
             result.last_checkpoint, result.run_dir, other, result.module.eval()
         )
+        embed_run(runs[method], result.run_dir, source=source, log=log)
     rows: list[dict[str, Any]] = []
     if (
         config.data.label_column is not None
@@ -129,8 +130,8 @@ def run_table(options: TableRunOptions, log: Log = print) -> TableRunResult:
 
 def _untrained(config: ExperimentConfig, source: ImageSource) -> Any:
     """The encoder as initialised (same seed), as a loaded run: the floor to clear."""
+    from clinfonce.runs.load import LoadedRun
     from clinfonce.training.build import untrained_encoder
-    from clinfonce.training.load import LoadedRun
 
     module = untrained_encoder(config, source)
     return LoadedRun(Path("untrained.ckpt"), None, module.cfg, module)

@@ -7,19 +7,35 @@ Examples:
 """
 
 from clinfonce.models.encoders import (
-    ENCODERS,
-    ResNetEncoder,
+    SMALL_CNN,
+    TIMM_PREFIX,
     SmallCNN,
+    TimmEncoder,
+    TorchvisionEncoder,
     build_encoder,
+    check_encoder,
     feature_dim,
+    fetch_pretrained,
+    load_encoder_state,
+    pretrained_file,
+    pretrained_normalisation,
+    uses_small_stem,
 )
 from clinfonce.models.heads import ProjectionHead
 
 __all__ = [
-    "ENCODERS",
+    "SMALL_CNN",
+    "TIMM_PREFIX",
     "ProjectionHead",
-    "ResNetEncoder",
     "SmallCNN",
+    "TimmEncoder",
+    "TorchvisionEncoder",
     "build_encoder",
+    "check_encoder",
     "feature_dim",
+    "fetch_pretrained",
+    "load_encoder_state",
+    "pretrained_file",
+    "pretrained_normalisation",
+    "uses_small_stem",
 ]

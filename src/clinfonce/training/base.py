@@ -19,9 +19,10 @@ import torch
 from clinfonce.data.augment import BatchAugment, resize_square
 from clinfonce.data.splits import stream_seed
 from clinfonce.losses.precision import full_precision
-from clinfonce.models import build_encoder
+from clinfonce.models import build_encoder, load_encoder_state, uses_small_stem
 from clinfonce.training.distributed import batch_shares
 from clinfonce.training.schedule import warmup_cosine
+from clinfonce.training.weights import NAMED_WEIGHTS, read_encoder_weights
 
 if TYPE_CHECKING:  # the config schema includes the methods' settings, which build on this
     from clinfonce.training.config import ExperimentConfig
@@ -79,7 +80,17 @@ class EncoderModule(L.LightningModule):
         # (step, value) of the first non-finite loss, kept on the device (-1: none yet).
         self.register_buffer("first_nonfinite", torch.tensor([-1.0, 0.0]), persistent=False)
         model = self.cfg.model
-        self.encoder = build_encoder(model.encoder, in_channels, model.small_stem)
+        pretrained = model.weights == "imagenet"
+        self.encoder = build_encoder(
+            model.encoder,
+            in_channels,
+            uses_small_stem(model.encoder, model.small_stem, image_size, pretrained=pretrained),
+            pretrained=pretrained,
+            image_size=image_size,
+        )
+        if model.weights not in NAMED_WEIGHTS:
+            weights = read_encoder_weights(model.weights)
+            load_encoder_state(self.encoder, weights.state, f"model.weights={weights.where}")
         self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1), persistent=False)
         self.image_size = image_size
@@ -162,6 +173,17 @@ class EncoderModule(L.LightningModule):
 
     # --- training ------------------------------------------------------------------------
 
+    def backbone_frozen(self) -> bool:
+        """Whether this epoch trains the heads alone (``model.frozen_backbone_epochs``)."""
+        return self.current_epoch < self.cfg.model.frozen_backbone_epochs
+
+    def on_train_epoch_start(self) -> None:
+        self.encoder.requires_grad_(not self.backbone_frozen())
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.backbone_frozen():  # BatchNorm statistics stay those of the loaded weights
+            self.encoder.eval()
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Draw the random numbers of a training batch's augmentation (``draws``), on the
         device, from a generator seeded by the step: :meth:`step` makes the views."""
@@ -239,16 +261,24 @@ class EncoderModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         optim = self.cfg.optim
         trained = [p for p in self.parameters() if p.requires_grad]  # no momentum copies
+        scale = self.cfg.model.backbone_lr_scale
+        groups: Any = trained
+        if scale != 1:  # one group otherwise, as in checkpoints from before the setting
+            backbone = {id(p) for p in self.encoder.parameters()}
+            groups = [
+                {"params": [p for p in trained if id(p) not in backbone]},
+                {"params": [p for p in trained if id(p) in backbone], "lr": optim.lr * scale},
+            ]
         if optim.name == "sgd":
             optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                trained,
+                groups,
                 lr=optim.lr,
                 momentum=optim.momentum,
                 nesterov=optim.nesterov,
                 weight_decay=optim.weight_decay,
             )
         else:
-            optimizer = torch.optim.AdamW(trained, lr=optim.lr, weight_decay=optim.weight_decay)
+            optimizer = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = round(optim.warmup_fraction * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -67,7 +67,11 @@ def module_from_checkpoint(checkpoint: dict[str, Any]) -> EncoderModule:
         KeyError: the checkpoint has no stored config or weights.
     """
     hparams = dict(checkpoint["hyper_parameters"])
-    config = config_from_dict(hparams.pop("config"))
+    values = dict(hparams.pop("config"))
+    # The checkpoint holds the weights: the encoder is not initialised from model.weights
+    # again (no download, no file of the run that seeded it).
+    values["model"] = {**values.get("model", {}), "weights": "none"}
+    config = config_from_dict(values)
     module = find_method(config.method.name).rebuild(config, objective_terms(config), hparams)
     module.on_load_checkpoint(checkpoint)
     module.load_state_dict(checkpoint["state_dict"])

@@ -9,6 +9,7 @@ checks its terms, so a config that loads can train.
 from __future__ import annotations
 
 from clinfonce.data.sources import check_source_options
+from clinfonce.models import check_encoder
 from clinfonce.training.config.schema import ExperimentConfig
 from clinfonce.training.methods.attributes import check_baseline_section
 from clinfonce.training.methods.contrastive import ContrastiveModule
@@ -70,4 +71,22 @@ def check_config(cfg: ExperimentConfig) -> None:
             f"kmeans-clinfonce), not {cfg.method.name}; set method.memory.size=0"
         )
     check_baseline_section(cfg.baseline)
+    check_model_section(cfg)
     objective_terms(cfg)
+
+
+def check_model_section(cfg: ExperimentConfig) -> None:
+    """The encoder exists (closest names otherwise) and takes the fine-tuning settings."""
+    model = cfg.model
+    check_encoder(
+        model.encoder, small_stem=bool(model.small_stem), pretrained=model.weights == "imagenet"
+    )
+    if not model.weights:
+        raise ValueError("model.weights must be none, imagenet or a path, got ''")
+    if model.backbone_lr_scale < 0:
+        raise ValueError(f"model.backbone_lr_scale must be >= 0, got {model.backbone_lr_scale}")
+    if not 0 <= model.frozen_backbone_epochs < cfg.train.epochs:
+        raise ValueError(
+            f"model.frozen_backbone_epochs must be in [0, train.epochs={cfg.train.epochs}), "
+            f"got {model.frozen_backbone_epochs}"
+        )

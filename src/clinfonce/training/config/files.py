@@ -85,7 +85,8 @@ def with_absolute_paths(config: ExperimentConfig) -> ExperimentConfig:
     from annotations (:mod:`clinfonce.paths`): the schema's fields (a clustering's
     ``assignment``, ``output.dir``), the ``data.options`` of the source's loader and the
     ``params`` of each clustering's builder (K-means' ``embeddings``, hierarchy's
-    ``parents``). Only paths change, so the checked config is not checked again.
+    ``parents``); ``model.weights`` too when it names a file or run rather than ``none`` or
+    ``imagenet``. Only paths change, so the checked config is not checked again.
 
     Examples:
         >>> cfg = config_from_dict({"data": {"dataset": "table",
@@ -93,7 +94,12 @@ def with_absolute_paths(config: ExperimentConfig) -> ExperimentConfig:
         >>> Path(with_absolute_paths(cfg).data.options["table"]).is_absolute()
         True
     """
-    return _absolute_paths(config)
+    config = _absolute_paths(config)
+    weights = config.model.weights
+    if weights in ("none", "imagenet"):  # keywords, not files
+        return config
+    model = dataclasses.replace(config.model, weights=absolute_path(weights))
+    return dataclasses.replace(config, model=model)
 
 
 def _absolute_paths(section: _Section) -> _Section:

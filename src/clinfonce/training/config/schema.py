@@ -24,11 +24,22 @@ from clinfonce.training.methods.kmeans import KMeansConfig
 
 @dataclass
 class ModelConfig:
-    """The ``model`` section.
+    """The ``model`` section (docs/backbones.md).
 
     Attributes:
-        encoder: ``small-cnn``, ``resnet18``, ``resnet34`` or ``resnet50``.
-        small_stem: CIFAR-style ResNet stem for 28-32 px inputs.
+        encoder: ``small-cnn``, any torchvision classification model (``resnet18``,
+            ``resnet50``, ``convnext_tiny``, ``efficientnet_b0``, ``vit_b_16``, ...) or any
+            timm model as ``timm:NAME`` (``pip install 'clinfonce[timm]'``).
+        weights: where the encoder starts: ``none`` (random), ``imagenet`` (the library's
+            default pretrained weights; input normalisation follows them), or the path of a
+            state dict, a clinfonce checkpoint or a run directory (its ``last.ckpt``; its
+            normalisation comes along).
+        small_stem: CIFAR-style ResNet stem for small inputs; ``null``: on for ResNets
+            without ImageNet weights on images of at most 64 px.
+        backbone_lr_scale: the encoder's learning rate is ``optim.lr`` times this (heads
+            keep ``optim.lr``); below 1 to fine-tune pretrained weights gently.
+        frozen_backbone_epochs: train only the heads for this many first epochs (the
+            encoder's weights and BatchNorm statistics stay as loaded).
         head_hidden: hidden width of the projection head.
         head_out: output width of the projection head.
         channels_last: use the channels-last memory format (measured 1.35x faster for the
@@ -40,7 +51,10 @@ class ModelConfig:
     """
 
     encoder: str = "small-cnn"
-    small_stem: bool = True
+    weights: str = "none"
+    small_stem: bool | None = None
+    backbone_lr_scale: float = 1.0
+    frozen_backbone_epochs: int = 0
     head_hidden: int = 256
     head_out: int = 128
     channels_last: bool = True

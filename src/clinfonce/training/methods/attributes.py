@@ -296,7 +296,7 @@ class AttributeMethod(BaselineMethod):
             table, columns, missing=str(config.clusters.params.get("missing", "own"))
         )
         assert issubclass(self.module, AttributeModule)
-        module = self.module(config, outputs=codes.outputs, **data_shape(data))
+        module = self.module(config, outputs=codes.outputs, **data_shape(data, config))
         module.set_attributes(codes.codes)
         return module
 

@@ -115,7 +115,7 @@ class ClusterClassifierMethod(BaselineMethod):
         if data.clusters is None:
             raise ValueError("ce-clusters needs cluster ids: configure the clusters section")
         ids, count = dense_rank(data.clusters)
-        module = ClusterClassifier(config, num_clusters=count, **data_shape(data))
+        module = ClusterClassifier(config, num_clusters=count, **data_shape(data, config))
         module.set_cluster_ids(ids)
         return module
 

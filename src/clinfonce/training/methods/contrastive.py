@@ -345,7 +345,7 @@ class ContrastiveMethod(Method):
                 f"{len(labels)} training rows have none ({config.data.label_column} missing): "
                 "give every training row a label or choose another method"
             )
-        module = ContrastiveModule(config, terms=terms, **data_shape(data))
+        module = ContrastiveModule(config, terms=terms, **data_shape(data, config))
         if data.clusters is not None:
             module.set_assignment(
                 UNNAMED_CLUSTERING, torch.tensor(data.clusters, dtype=torch.int64)

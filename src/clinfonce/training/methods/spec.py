@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import Callback
 from clinfonce.data.prepare import PreparedData
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.objective import ObjectiveTerm
+from clinfonce.training.weights import weights_normalisation
 
 if TYPE_CHECKING:  # the config schema includes the methods' settings sections
     from clinfonce.training.config import ExperimentConfig
@@ -103,11 +104,13 @@ class BaselineMethod(Method):
             )
 
 
-def data_shape(data: PreparedData) -> dict[str, Any]:
-    """The module arguments that come from the data: channels, input size, normalisation."""
-    return {
-        "in_channels": data.channels,
-        "image_size": data.image_size,
-        "mean": data.mean,
-        "std": data.std,
-    }
+def data_shape(data: PreparedData, config: ExperimentConfig) -> dict[str, Any]:
+    """The module arguments that come from the data: channels, input size, normalisation.
+
+    The normalisation follows ``model.weights`` (ImageNet statistics for ImageNet weights,
+    a run's own for its checkpoint) unless ``data.mean``/``data.std`` are set.
+    """
+    mean, std = data.mean, data.std
+    if config.data.mean is None and config.data.std is None:
+        mean, std = weights_normalisation(config.model, data.channels) or (mean, std)
+    return {"in_channels": data.channels, "image_size": data.image_size, "mean": mean, "std": std}

@@ -29,9 +29,9 @@ from clinfonce.evaluation.cluster_views import embedding_kmeans, tsne_plot
 from clinfonce.evaluation.features import extract_features, use_tf32_matmul
 from clinfonce.evaluation.knn import knn_evaluate
 from clinfonce.evaluation.linear import ProbeResult, logistic_probe, sgd_probe
-from clinfonce.experiments.eval_settings import EvalSettings
+from clinfonce.runs.eval_settings import EvalSettings
+from clinfonce.runs.load import LoadedRun
 from clinfonce.training.config import ExperimentConfig
-from clinfonce.training.load import LoadedRun
 
 Log = Callable[[str], None]
 
@@ -160,7 +160,7 @@ def evaluate_run(
     """Linear probe, weighted kNN and cluster views of a loaded checkpoint.
 
     Args:
-        run: from :func:`clinfonce.training.load.load_run`.
+        run: from :func:`clinfonce.runs.load.load_run`.
         settings: what to measure (default :class:`EvalSettings`).
         out_dir: where the t-SNE PNG goes (default: the run directory, else the
             checkpoint's folder).
@@ -175,7 +175,7 @@ def evaluate_run(
         what was evaluated on what, and ``seconds`` per stage.
 
     Examples:
-        >>> from clinfonce.training.load import load_run
+        >>> from clinfonce.runs.load import load_run
         >>> results = evaluate_run(load_run("runs/fashion-mnist-clinfonce"))  # doctest: +SKIP
         >>> results["knn"]["20"]["top1"]  # doctest: +SKIP
         0.843

@@ -15,9 +15,9 @@ import torch
 from clinfonce.data.sources import ImageSource
 from clinfonce.data.splits import split_mask
 from clinfonce.evaluation.features import extract_features, use_tf32_matmul
-from clinfonce.experiments.evaluate import Log, evaluation_data
 from clinfonce.outputs import atomic_write
-from clinfonce.training.load import LoadedRun
+from clinfonce.runs.evaluate import Log, evaluation_data
+from clinfonce.runs.load import LoadedRun
 
 
 def embed_run(
@@ -41,7 +41,7 @@ def embed_run(
     ``splits`` every row is embedded in table order, so the file lines up with the table.
 
     Args:
-        run: from :func:`clinfonce.training.load.load_run`.
+        run: from :func:`clinfonce.runs.load.load_run`.
         out_dir: output folder (created).
         splits: values of ``data.split_column`` to embed (``None``: all rows).
         batch_size: images per forward pass.
@@ -55,7 +55,7 @@ def embed_run(
         The sidecar's content (paths, counts, dimension, checkpoint, data settings).
 
     Examples:
-        >>> from clinfonce.training.load import load_run
+        >>> from clinfonce.runs.load import load_run
         >>> embed_run(load_run("runs/demo/experiment/runs/clinfonce-seed0"), "emb", splits=["test"])
         ... # doctest: +SKIP
     """
