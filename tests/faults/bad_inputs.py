@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from fault_harness import TINY, experiment_spec, metadata_table, write_yaml
 
 from clinfonce.cli import main
@@ -72,6 +74,8 @@ class Case:
     argv: Callable[[Workspace], list[str]]
     expect: str
     code: int = 1
+    #: After the command: empty when the inputs are as they were, else what changed.
+    check: Callable[[Workspace], str] | None = None
 
 
 def _truncated_run(ws: Workspace) -> list[str]:
@@ -114,12 +118,123 @@ def _non_empty(ws: Workspace) -> list[str]:
     return ["train", "--config", str(ws.config("occupied"))]
 
 
+def image_table(folder: Path, table: Path, count: int = 24) -> Path:
+    """``count`` small PNG files in ``folder`` and a table listing them (path, colour)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(count):
+        pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+        rows.append(
+            {
+                "path": str((folder / f"img{i}.png").relative_to(table.parent)),
+                "colour": ["red", "blue"][i % 2],
+            }
+        )
+    table.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(table, index=False)
+    return table
+
+
+def _files_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+class _Untouched:
+    """Records a folder's files when the command line is made; the check says what changed."""
+
+    def __init__(self) -> None:
+        self.before: dict[Path, dict[str, bytes]] = {}
+
+    def keep(self, folder: Path) -> Path:
+        self.before[folder] = _files_of(folder)
+        return folder
+
+    def __call__(self, ws: Workspace) -> str:
+        changed = [
+            str(folder)
+            for folder, files in self.before.items()
+            if not folder.is_dir() or _files_of(folder) != files
+        ]
+        return ", ".join(changed)
+
+
+_run_images = _Untouched()
+
+
+def _run_over_its_images(ws: Workspace) -> list[str]:
+    """`clinfonce run meta.csv --out imgs output.overwrite=true`, imgs/ holding the images
+    and a config.yaml (so it looks like a run directory)."""
+    work = ws.folder / "run-over-images"
+    table = image_table(work / "imgs", work / "meta.csv")
+    (work / "imgs" / "config.yaml").write_text("an old run's config\n")
+    _run_images.keep(work / "imgs")
+    return [
+        "run",
+        str(table),
+        "--aux",
+        "colour",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        str(work / "imgs"),
+        "output.overwrite=true",
+    ]
+
+
+_embed_table = _Untouched()
+
+
+def _embed_over_its_table(ws: Workspace, *extra: str) -> list[str]:
+    """`embed --config tbl.yaml --out tbl`, the config's table being tbl/index.csv."""
+    work = ws.folder / f"embed-over-table{len(extra)}"
+    table = image_table(work / "tbl" / "images", work / "tbl" / "index.csv")
+    config = ws.config(
+        f"tbl{len(extra)}",
+        data={"dataset": "table", "options": {"table": str(table)}, "image_size": 12},
+    )
+    _embed_table.keep(work / "tbl")
+    return [
+        "embed",
+        "--checkpoint",
+        str(ws.run()),
+        "--config",
+        str(config),
+        "--out",
+        str(work / "tbl"),
+        *extra,
+    ]
+
+
 def _build(ws: Workspace, *extra: str) -> list[str]:
     table = metadata_table(ws.folder)
     return ["clusters", "build", str(table), "--builder", "attributes", *extra]
 
 
 CASES: list[Case] = [
+    Case(
+        "run: --out is the folder of the table's images, output.overwrite=true",
+        _run_over_its_images,
+        "img0.png and 23 more: this is an input of the run",
+        check=_run_images,
+    ),
+    Case(
+        "embed: --out holds the config's table (index.csv)",
+        _embed_over_its_table,
+        "index.csv is also an input of this command",
+        check=_embed_table,
+    ),
+    Case(
+        "embed: --out holds the config's table (index.csv), with --force",
+        lambda ws: _embed_over_its_table(ws, "--force"),
+        "index.csv is also an input of this command",
+        check=_embed_table,
+    ),
     Case(
         "config: malformed YAML",
         lambda ws: ["train", "--config", str(ws.file("broken.yaml", "train: {epochs: 2\n"))],
@@ -313,10 +428,12 @@ def run_case(case: Case, ws: Workspace) -> Verdict:
             code = -1
     text = err.getvalue()
     error_lines = [line for line in text.splitlines() if ": error: " in line]
+    damage = case.check(ws) if case.check is not None else ""
     clear = (
         code == case.code
         and case.expect in text + out.getvalue()
         and "Traceback" not in text
         and len(error_lines) == (1 if case.code else 0)
+        and not damage
     )
-    return Verdict(case, clear, code, text)
+    return Verdict(case, clear, code, text + (f"\ninputs damaged: {damage}" if damage else ""))

@@ -8,6 +8,8 @@ Faults:
 
 * :class:`SignalAtStep`: ``SIGTERM``, ``SIGINT`` or ``SIGKILL`` right after training step
   ``n``.
+* :class:`SignalInEpochEnd`: a signal at the end of epoch ``n``, inside the end-of-epoch
+  checkpoint save or the kNN monitor (the epoch boundary, where resuming is hardest).
 * :class:`KillInTorchSave`: ``SIGKILL`` half-way through writing the ``n``-th checkpoint.
 * :class:`KillInReplace`: ``SIGKILL`` with the ``n``-th file half-written, before it is
   moved into place (any atomically written output: clusters, embeddings, results).
@@ -35,6 +37,7 @@ import yaml
 
 from clinfonce.cli import main
 from clinfonce.training.checkpointing import LastCheckpoint, checkpoint_run_id, read_checkpoint
+from clinfonce.training.monitor import KNNMonitor
 
 TINY: dict[str, Any] = {
     "data": {"dataset": "synthetic-attributes", "options": {"n_samples": 80, "image_size": 12}},
@@ -45,7 +48,7 @@ TINY: dict[str, Any] = {
     "train": {
         "epochs": 3,
         "batch_size": 16,
-        "progress_bar": False,
+        "progress_bar": True,  # not a terminal: EpochLines, which a resume must survive
         "log_every_n_steps": 1,
         "checkpoint_every_n_steps": 2,
     },
@@ -67,6 +70,9 @@ class Outcome:
 class Fault:
     """Installed in the child process before the command runs."""
 
+    #: The signal the fault sends (``SIGKILL``: a hard kill, no checkpoint of its own).
+    signum: int = signal.SIGKILL
+
     def install(self) -> None:
         raise NotImplementedError
 
@@ -86,6 +92,29 @@ class SignalAtStep(Fault):
                 os.kill(os.getpid(), signum)
 
         LastCheckpoint.on_train_batch_end = hooked  # type: ignore[method-assign]
+
+
+@dataclass
+class SignalInEpochEnd(Fault):
+    """``signum`` when epoch ``epoch`` (1-based) ends, inside ``where``'s epoch-end hook:
+    ``checkpoint`` (before the epoch's save, after the epoch's progress line) or ``monitor``
+    (before the kNN monitor runs)."""
+
+    epoch: int
+    where: str
+    signum: int
+
+    def install(self) -> None:
+        owner: Any = {"checkpoint": LastCheckpoint, "monitor": KNNMonitor}[self.where]
+        original = owner.on_train_epoch_end
+        epoch, signum = self.epoch, self.signum
+
+        def hooked(self: Any, trainer: Any, module: Any) -> None:
+            if trainer.current_epoch + 1 == epoch:
+                os.kill(os.getpid(), signum)
+            original(self, trainer, module)
+
+        owner.on_train_epoch_end = hooked
 
 
 @dataclass
@@ -214,19 +243,15 @@ def train_fault(folder: Path, reference: Path, name: str, fault: Fault) -> Outco
     config = tiny_config(folder, name)
     run_dir = folder / "runs" / name
     code = run_child(["train", "--config", str(config)], fault)
-    expected = (
-        128 + fault.signum
-        if isinstance(fault, SignalAtStep) and fault.signum != signal.SIGKILL
-        else -signal.SIGKILL
-    )
+    graceful = fault.signum != signal.SIGKILL
+    expected = 128 + fault.signum if graceful else -signal.SIGKILL
     if code != expected:
         return Outcome(name, False, f"exit code {code}, expected {expected}")
     problems = damaged_files(run_dir)
     if problems:
         return Outcome(name, False, "; ".join(problems))
     last = run_dir / "checkpoints" / "last.ckpt"
-    graceful = isinstance(fault, SignalAtStep) and fault.signum != signal.SIGKILL
-    if graceful and weights(last)[0] != getattr(fault, "step", None):
+    if isinstance(fault, SignalAtStep) and graceful and weights(last)[0] != fault.step:
         return Outcome(name, False, f"graceful stop: the checkpoint is of step {weights(last)[0]}")
     if last.is_file():
         code = run_child(["train", "--resume", str(run_dir)])
@@ -344,6 +369,9 @@ def embed_fault(folder: Path, run_dir: Path, nth: int) -> Outcome:
     return Outcome(name, same and not problems, "; ".join(problems) or ("" if same else "differ"))
 
 
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGKILL)
+
+
 def training_faults(rng: np.random.Generator, count: int) -> list[tuple[str, Fault]]:
     """``count`` training faults of each kind at seeded random points."""
     faults: list[tuple[str, Fault]] = []
@@ -353,6 +381,12 @@ def training_faults(rng: np.random.Generator, count: int) -> list[tuple[str, Fau
         faults.append((f"train, SIGINT after step {step}", SignalAtStep(step, signal.SIGINT)))
     for step in rng.choice(np.arange(1, TINY_STEPS), size=count, replace=False).tolist():
         faults.append((f"train, kill -9 after step {step}", SignalAtStep(step, signal.SIGKILL)))
+    # Epoch boundaries: the end of epoch 1 or 2, in its checkpoint save or kNN monitor.
+    kinds = [(e, w, n) for e in (1, 2) for w in ("checkpoint", "monitor") for n in _SIGNALS]
+    for i in rng.choice(len(kinds), size=count, replace=False).tolist():
+        epoch, where, signum = kinds[i]
+        label = f"train, {signal.Signals(signum).name} in the {where} at the end of epoch {epoch}"
+        faults.append((label, SignalInEpochEnd(epoch, where, signum)))
     # Saves: every 2 steps and every epoch end (about 8 in a TINY run).
     for nth in rng.choice(np.arange(1, 8), size=count, replace=False).tolist():
         faults.append((f"train, kill -9 inside checkpoint save {nth}", KillInTorchSave(nth)))

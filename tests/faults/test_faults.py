@@ -1,8 +1,9 @@
 """Fault injection and bad inputs through the command line (see fault_harness.py and
 bad_inputs.py; ``python tests/faults/summary.py`` runs more kill points and prints counts).
 
-CI runs one kill point per kind of fault: SIGTERM, SIGINT and kill -9 during training, kill
--9 inside a checkpoint save, kill -9 half-way through writing a cluster assignment, an
+CI runs one kill point per kind of fault: SIGTERM, SIGINT and kill -9 during training and
+at an epoch's end (in its checkpoint save, in the kNN monitor), kill -9 inside a checkpoint
+save, kill -9 half-way through writing a cluster assignment, an
 experiment interrupted while a cell trains, kill -9 while embeddings are written.
 """
 
@@ -17,6 +18,7 @@ from bad_inputs import CASES, Case, Workspace, run_case
 from fault_harness import (
     KillInTorchSave,
     SignalAtStep,
+    SignalInEpochEnd,
     clusters_fault,
     embed_fault,
     experiment_fault,
@@ -39,6 +41,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("sigint", SignalAtStep(3, signal.SIGINT)),  # Ctrl-C at an epoch end
         ("kill", SignalAtStep(7, signal.SIGKILL)),  # resumes from the step-6 checkpoint
         ("kill-in-save", KillInTorchSave(3)),
+        # Epoch boundaries: after the epoch's progress line, before its checkpoint (a kill
+        # there once left a run that every --resume crashed on), and in the kNN monitor.
+        ("kill-at-epoch-end", SignalInEpochEnd(2, "checkpoint", signal.SIGKILL)),
+        ("sigterm-at-epoch-end", SignalInEpochEnd(1, "checkpoint", signal.SIGTERM)),
+        ("sigint-in-monitor", SignalInEpochEnd(2, "monitor", signal.SIGINT)),
     ],
 )
 def test_training_survives(reference: Path, name: str, fault: object) -> None:

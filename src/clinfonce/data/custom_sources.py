@@ -75,8 +75,10 @@ def load_table_source(
     paths = [root / str(p) for p in frame[path_column]]
     keep = np.array([p.is_file() for p in paths])
     report_bad_rows(~keep, paths, table, missing, "missing")
+    inputs = [Path(table), *paths]  # every listed file, kept or not, is the user's
     paths = [p for p, k in zip(paths, keep, strict=True) if k]
     frame = frame[keep].reset_index(drop=True)
+    table_rows = np.flatnonzero(keep)
     if "id" not in frame.columns:
         frame["id"] = frame[path_column].astype(str)
     description = f"{len(frame)} images listed in {table} under {root}"
@@ -88,6 +90,8 @@ def load_table_source(
             channels=channels,
             description=description,
             prepare=request,
+            inputs=inputs,
+            table_rows=table_rows,
         )
     if cache_size is None:
         raise ValueError("data.options.cache_size is required with data.options.cache=true")
@@ -95,7 +99,13 @@ def load_table_source(
     report_bad_rows(~ok, paths, table, missing, "unreadable")
     frame = frame[ok].reset_index(drop=True)
     return ImageSource(
-        "table", frame, images=images[ok], channels=channels, description=description
+        "table",
+        frame,
+        images=images[ok],
+        channels=channels,
+        description=description,
+        inputs=inputs,
+        table_rows=table_rows[ok],
     )
 
 
@@ -153,6 +163,7 @@ def load_array_source(arrays: str, table: str | None = None) -> ImageSource:
         images=images,
         channels=images.shape[1],
         description=f"{len(images)} images from {path}",
+        inputs=[path, *([Path(table)] if table is not None else [])],
     )
 
 

@@ -16,7 +16,7 @@ from clinfonce.data.sources import ImageSource
 from clinfonce.data.splits import split_mask
 from clinfonce.evaluation.features import extract_features
 from clinfonce.experiments.evaluate import Log, evaluation_data
-from clinfonce.outputs import atomic_write
+from clinfonce.outputs import atomic_write, atomic_write_all, refuse_input_outputs
 from clinfonce.training.load import LoadedRun
 
 
@@ -99,15 +99,18 @@ def embed_run(
         labels = names[prepared.labels[rows]]  # code -1 (unknown) picks the trailing ""
     else:
         labels = np.full(len(rows), "", dtype=object)
+    table_rows = prepared.source.table_rows
     index = pd.DataFrame(
         {
-            "row": rows,
+            "row": table_rows[rows] if table_rows is not None else rows,
             "id": table[config.data.id_column].iloc[rows].astype(str).to_numpy(),
             "label": labels,
             "split": split[rows],
         }
     )
     folder = Path(out_dir)
+    outputs = [folder / name for name in ("index.csv", "embeddings.npy", "embeddings.json")]
+    refuse_input_outputs(outputs, prepared.source.inputs, "--out")
     folder.mkdir(parents=True, exist_ok=True)
     array = features.numpy().astype(np.float32)
 
@@ -115,10 +118,14 @@ def embed_run(
         with open(temp, "wb") as file:  # a file object: np.save would append ".npy" to a path
             np.save(file, array)
 
-    # Each file is replaced whole: the index first (it marks the folder as an export, see
-    # ``clinfonce embed --force``), the sidecar last (it is there once the others are).
-    atomic_write(folder / "index.csv", lambda temp: index.to_csv(temp, index=False))
-    atomic_write(folder / "embeddings.npy", save_array)
+    # Index and array are replaced together (both written before either is renamed, so a
+    # full disk leaves the old pair), the sidecar last (it is there once the others are).
+    atomic_write_all(
+        [
+            (folder / "index.csv", lambda temp: index.to_csv(temp, index=False)),
+            (folder / "embeddings.npy", save_array),
+        ]
+    )
     sidecar = {
         "embeddings": str(folder / "embeddings.npy"),
         "index": str(folder / "index.csv"),

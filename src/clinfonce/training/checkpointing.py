@@ -66,7 +66,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """Write ``checkpoint`` to ``path``; readers see the old file or the whole new one."""
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
-        atomic_write(path, lambda temp: torch.save(checkpoint, temp))
+
+        def save(temp: Path) -> None:
+            try:
+                torch.save(checkpoint, temp)
+            except RuntimeError as exc:  # torch's writer reports a full disk this way
+                raise OSError(str(exc).strip()) from exc
+
+        atomic_write(path, save)
 
 
 def new_run_id() -> str:

@@ -48,6 +48,7 @@ from clinfonce.training.progress import EpochLines
 from clinfonce.training.run_directory import (
     LAST_CHECKPOINT,
     RunFiles,
+    check_run_directory,
     claim_run_directory,
     requeued_slurm_job,
     resolve_resume,
@@ -138,9 +139,10 @@ def train(
         run_dir, checkpoint = resolve_resume(resume)
         run_id = read_run_id(run_dir) or new_run_id()
     else:
-        # Under DDP every process gets here; only the first may empty the directory.
-        first = getattr(rank_zero_only, "rank", 0) == 0  # from the launcher's environment
-        run_dir = claim_run_directory(config, keep) if first else run_directory(config)
+        # Under DDP every process gets here; only the first checks and empties the directory.
+        if getattr(rank_zero_only, "rank", 0) == 0:  # from the launcher's environment
+            check_run_directory(config, keep)  # a refusal before the data loads
+        run_dir = run_directory(config)
         run_id = new_run_id()  # global rank zero's is the one written
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     monitor = config.monitor
@@ -152,6 +154,9 @@ def train(
         seed=config.train.seed,
         source=source,
     )
+    # Emptied once the files the data was read from are known (none of them may go).
+    if resume is None and getattr(rank_zero_only, "rank", 0) == 0:
+        claim_run_directory(config, keep, data.source.inputs)
     method = find_method(config.method.name)
     terms = objective_terms(config)  # resolved once, for the module and the callbacks
     module = method.build(config, data, terms)  # per-sample tables registered

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks import Callback
 
 from clinfonce.data.cluster_ids import write_clusters
 from clinfonce.data.prepare import PreparedData
-from clinfonce.outputs import existing_paths, is_inside
+from clinfonce.outputs import existing_paths, inputs_inside, is_inside
 from clinfonce.training.checkpointing import RUN_FILE, read_checkpoint
 from clinfonce.training.config import ExperimentConfig, load_config, save_config
 
@@ -58,19 +58,51 @@ def run_directory(config: ExperimentConfig) -> Path:
     return Path(config.output.dir) / name
 
 
-def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> Path:
+def claim_run_directory(
+    config: ExperimentConfig, keep: Sequence[str] = (), inputs: Iterable[str | Path] = ()
+) -> Path:
     """The run directory for a new run: created, or emptied when ``output.overwrite``.
 
     A directory holding anything (an interrupted run, other files) is refused unless
     ``output.overwrite=true``, which deletes its contents first, checkpoints included, so
     nothing of an earlier run can be mistaken for the new one. Only a run directory (see
-    :data:`RUN_MARKERS`) is ever cleared: a mistyped ``output.dir``/``output.name``
-    pointing at some other folder is refused even with ``output.overwrite=true``.
+    :data:`RUN_MARKERS`) is ever cleared, and never one holding an input of the run: a
+    file the config names (table, hierarchy, assignment) or one of ``inputs``.
 
     Args:
         config: the run's config.
         keep: names in the directory that belong to the caller (an experiment's cell
             marker): neither counted nor deleted.
+        inputs: further files the run reads (the table's image files, see
+            :attr:`~clinfonce.data.sources.ImageSource.inputs`).
+    """
+    run_dir = run_directory(config)
+    present = check_run_directory(config, keep)
+    if present:
+        inside = inputs_inside(run_dir, inputs)
+        if inside:
+            more = f" and {len(inside) - 1} more" if len(inside) > 1 else ""
+            raise ValueError(
+                f"output.overwrite=true would delete {inside[0]}{more}: this is an input of "
+                f"the run (the table or an image it lists) inside its run directory {run_dir}; "
+                "pick another output.name (`clinfonce run`: --out)"
+            )
+    for path in present:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def check_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> list[Path]:
+    """What :func:`claim_run_directory` would delete, after the checks it can make from the
+    config alone (run before the data loads, so a refusal comes at once).
+
+    Raises:
+        ValueError: the directory is a file, is not empty and ``output.overwrite`` is not
+            set, is not a run directory, or holds a file the config names as an input.
     """
     run_dir = run_directory(config)
     if run_dir.exists() and not run_dir.is_dir():
@@ -93,16 +125,11 @@ def claim_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> P
     for source in existing_paths([config_values["data"], config_values["clusters"]]):
         if present and is_inside(source, run_dir):
             raise ValueError(
-                f"output.overwrite=true would delete {source}, an input of this run inside "
-                f"its run directory {run_dir}; move it elsewhere or pick another output.name"
+                f"output.overwrite=true would delete {source}: this is an input of this run, "
+                f"inside its run directory {run_dir}; move it elsewhere or pick another "
+                "output.name"
             )
-    for path in present:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    return present
 
 
 class RunFiles(Callback):
