@@ -175,20 +175,20 @@ def atomic_write_all(
         for path, write in files:
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             os.close(fd)
-            temps.append((Path(tmp), target))
+            temps.append((Path(name), target))
             try:
-                write(Path(tmp))
+                write(Path(name))
             except OSError as exc:
                 raise write_failed(target, exc) from exc
             # mkstemp makes the file private (0600); give it the mode a plain open() would.
-            os.chmod(tmp, 0o666 & ~_umask())
-        for tmp, target in temps:
-            os.replace(tmp, target)
+            os.chmod(name, 0o666 & ~_umask())
+        for temp, target in temps:
+            os.replace(temp, target)
     except BaseException:
-        for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
+        for temp, _ in temps:
+            temp.unlink(missing_ok=True)
         raise
 
 
