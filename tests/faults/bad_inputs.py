@@ -18,9 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from fault_harness import TINY, experiment_spec, metadata_table, write_yaml
+from fault_harness import TINY, experiment_spec, image_table, metadata_table, write_yaml
 
 from clinfonce.cli import main
 
@@ -116,27 +114,6 @@ def _non_empty(ws: Workspace) -> list[str]:
     run.mkdir(parents=True, exist_ok=True)
     (run / "notes.txt").write_text("mine")
     return ["train", "--config", str(ws.config("occupied"))]
-
-
-def image_table(folder: Path, table: Path, count: int = 24) -> Path:
-    """``count`` small PNG files in ``folder`` and a table listing them (path, colour)."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(count):
-        pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"img{i}.png")
-        rows.append(
-            {
-                "path": str((folder / f"img{i}.png").relative_to(table.parent)),
-                "colour": ["red", "blue"][i % 2],
-            }
-        )
-    table.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(table, index=False)
-    return table
 
 
 def _files_of(folder: Path) -> dict[str, bytes]:

@@ -24,6 +24,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -283,6 +284,103 @@ def metadata_table(folder: Path) -> Path:
     return path
 
 
+def image_table(folder: Path, table: Path, count: int = 24, side: int = 12) -> Path:
+    """``count`` small PNG files in ``folder`` and a table listing them (path, colour)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(count):
+        pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+        rows.append(
+            {
+                "path": str((folder / f"img{i}.png").relative_to(table.parent)),
+                "colour": ["red", "blue"][i % 2],
+            }
+        )
+    table.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(table, index=False)
+    return table
+
+
+def _children() -> list[int]:
+    """Process ids whose parent is this process (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if int(fields.get("PPid", "0")) == os.getpid():
+            found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return "\tZ" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1][:4]
+    except (OSError, IndexError):
+        return False
+
+
+@dataclass
+class KillWithWorkers(Fault):
+    """``SIGKILL`` to ``clinfonce prepare`` once its first chunk is decoded, its workers
+    running; their ids go to ``record``."""
+
+    record: Path
+
+    def install(self) -> None:
+        from clinfonce.data import prepared
+
+        original, record = prepared.wait, self.record
+
+        def wait(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            record.write_text(" ".join(map(str, _children())))
+            os.kill(os.getpid(), signal.SIGKILL)
+            return result
+
+        prepared.wait = wait
+
+
+@dataclass
+class Deadline(Fault):
+    """``SIGALRM`` (which kills) after ``seconds``: a command that hangs fails instead."""
+
+    seconds: int
+
+    def install(self) -> None:
+        signal.alarm(self.seconds)
+
+
+def prepare_fault(folder: Path) -> Outcome:
+    """``kill -9`` of ``clinfonce prepare`` with 2 workers: the workers must end with it and
+    a rerun must finish (once, orphans held the lock and the rerun waited forever)."""
+    name = "prepare, kill -9 with 2 workers running"
+    table = image_table(folder / "images", folder / "meta.csv", count=200, side=24)
+    record = folder / "workers.txt"
+    command = ["prepare", str(table), "--size", "16", "--workers", "2"]
+    code = run_child(command, KillWithWorkers(record))
+    if code != -signal.SIGKILL:
+        return Outcome(name, False, f"exit code {code}, expected -9")
+    workers = [int(pid) for pid in record.read_text().split()]
+    for _ in range(50):
+        if not any(map(_alive, workers)):
+            break
+        time.sleep(0.1)
+    orphans = [pid for pid in workers if _alive(pid)]
+    code = run_child(command, Deadline(60))
+    for pid in orphans:  # the harness's own children: end them so nothing is left behind
+        os.kill(pid, signal.SIGKILL)
+    why = [f"{len(orphans)} worker(s) outlived the killed command"] if orphans else []
+    why += [f"rerun exit code {code} (-14: still waiting after 60 s)"] if code else []
+    return Outcome(name, not why, "; ".join(why))
+
+
 def clusters_fault(folder: Path, nth: int) -> Outcome:
     """Kill ``clusters build`` with its ``nth`` file half-written over an earlier build."""
     name = f"clusters build, kill -9 in write {nth}"
@@ -419,4 +517,5 @@ def run_all(
         experiment_reference = experiment_reference or work / "reference"
     for nth in rng.choice([1, 2, 3], size=min(count, 3), replace=False).tolist():
         record(embed_fault(folder / "embed", reference, nth))
+    record(prepare_fault(folder / "prepare"))
     return outcomes

@@ -4,7 +4,8 @@ bad_inputs.py; ``python tests/faults/summary.py`` runs more kill points and prin
 CI runs one kill point per kind of fault: SIGTERM, SIGINT and kill -9 during training and
 at an epoch's end (in its checkpoint save, in the kNN monitor), kill -9 inside a checkpoint
 save, kill -9 half-way through writing a cluster assignment, an
-experiment interrupted while a cell trains, kill -9 while embeddings are written.
+experiment interrupted while a cell trains, kill -9 while embeddings are written, kill -9
+of ``prepare`` with its workers running.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fault_harness import (
     clusters_fault,
     embed_fault,
     experiment_fault,
+    prepare_fault,
     train_fault,
     train_reference,
 )
@@ -65,6 +67,11 @@ def test_experiment_cell_resumes_after_sigterm(tmp_path: Path) -> None:
 
 def test_embed_survives_kill_while_writing(reference: Path, tmp_path: Path) -> None:
     outcome = embed_fault(tmp_path, reference, 2)
+    assert outcome.survived, outcome.detail
+
+
+def test_prepare_leaves_no_orphans_and_no_stale_lock(tmp_path: Path) -> None:
+    outcome = prepare_fault(tmp_path)
     assert outcome.survived, outcome.detail
 
 

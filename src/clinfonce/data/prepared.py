@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -48,6 +51,7 @@ ARRAY_FILE, INDEX_FILE, TABLE_FILE = "images.npy", "index.parquet", "table.csv"
 LOCK_FILE = ".lock"
 _CHUNK = 64  # images per parallel task: small enough for a smooth progress bar
 _SAVE_EVERY_S = 2.0  # index writes while decoding (each one makes finished rows durable)
+_THREADS = threading.Lock()  # prepares of this process, one at a time
 
 
 class PreparedCacheError(ValueError):
@@ -144,16 +148,44 @@ def prepare_array(
 def _exclusive(folder: Path) -> Iterator[None]:
     """Hold the entry's lock: processes preparing the same entry at once (the processes of
     a multi-GPU run, two runs on one dataset) take turns, and the later ones reuse the rows
-    the first one decoded instead of laying out the array under its feet."""
-    if fcntl is None:  # no advisory locks on this platform
-        yield
-        return
-    with open(folder / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    the first one decoded instead of laying out the array under its feet.
+
+    A POSIX record lock (``lockf``): it belongs to this process alone, so the decoding
+    workers it forks do not hold it, and the system drops it when the process dies, even by
+    ``kill -9`` (no stale lock). A process that has to wait says for whom, once. Such a
+    lock does not exclude the threads of one process: they take turns on a thread lock.
+    """
+    with _THREADS:
+        if fcntl is None:  # no advisory locks on this platform
+            yield
+        else:
+            with _process_lock(folder):
+                yield
+
+
+@contextmanager
+def _process_lock(folder: Path) -> Iterator[None]:
+    assert fcntl is not None
+    with open(folder / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            print(
+                f"waiting for {holder}, which is preparing {folder} (its rows are reused once "
+                "it is done)",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)
+        handle.truncate(0)
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
 
 
 def file_keys(paths: Sequence[Path]) -> pd.DataFrame:
@@ -276,7 +308,7 @@ def _decode_pending(
             for task in tasks:
                 finished(task[1], _decode_rows(*task))
         else:
-            pool = ProcessPoolExecutor(workers, initializer=_one_thread)
+            pool = ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(os.getpid(),))
             try:
                 running: dict[Future[list[int]], np.ndarray] = {
                     pool.submit(_decode_rows, *task): task[1] for task in tasks
@@ -309,10 +341,19 @@ def _decode_rows(
     return result
 
 
-def _one_thread() -> None:
+def _worker_start(parent: int) -> None:
+    """A decoding worker: one thread (parallelism comes from the processes), and on Linux
+    killed with its parent, so a ``kill -9`` of ``clinfonce prepare`` leaves no orphans."""
     import torch
 
-    torch.set_num_threads(1)  # parallelism comes from the processes
+    torch.set_num_threads(1)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _save_index(folder: Path, keys: pd.DataFrame, status: np.ndarray) -> None:
