@@ -348,6 +348,65 @@ class KillWithWorkers(Fault):
 
 
 @dataclass
+class FullDisk(Fault):
+    """Files can grow to ``limit`` bytes only (``RLIMIT_FSIZE``: a write past it fails as on a
+    full disk); the command's stderr goes to ``stderr``."""
+
+    limit: int
+    stderr: Path
+
+    def install(self) -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing
+        handle = open(self.stderr, "w", buffering=1)  # noqa: SIM115 - kept until the exit
+        os.dup2(handle.fileno(), 2)
+        sys.stderr = handle  # also where pytest had put its own capture
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, resource.RLIM_INFINITY))
+
+
+def one_line_error(stderr: Path, expect: str) -> str:
+    """Empty when ``stderr`` holds exactly one error line, containing ``expect``, and no
+    traceback; else what is wrong."""
+    text = stderr.read_text()
+    errors = [line for line in text.splitlines() if ": error: " in line]
+    if "Traceback" in text or len(errors) != 1 or expect not in errors[0]:
+        return f"not one clear line: {text[-600:]!r}"
+    return ""
+
+
+def full_disk_train_fault(folder: Path) -> Outcome:
+    """The disk fills while the first checkpoint is written: one line, nothing torn."""
+    name = "train, disk full while saving a checkpoint"
+    config = tiny_config(folder, "full")
+    stderr = folder / "stderr.txt"
+    code = run_child(["train", "--config", str(config)], FullDisk(400_000, stderr))
+    why = [f"exit code {code}, expected 1"] if code != 1 else []
+    why += [w for w in [one_line_error(stderr, "is the disk full?")] if w]
+    run_dir = folder / "runs" / "full"
+    why += damaged_files(run_dir) + [f"left {p}" for p in run_dir.rglob("*.tmp")]
+    return Outcome(name, not why, "; ".join(why))
+
+
+def full_disk_embed_fault(folder: Path, run_dir: Path) -> Outcome:
+    """The disk fills while ``embed`` replaces an earlier export: one line, and the earlier
+    ``embeddings.npy`` and ``index.csv`` both kept (once the index was new, the array old)."""
+    name = "embed, disk full while replacing an export"
+    out, stderr = folder / "out", folder / "stderr.txt"
+    command = ["embed", "--checkpoint", str(run_dir), "--out", str(out)]
+    assert run_child(command) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "index.csv").write_text((out / "index.csv").read_text().replace(",", ", "))
+    before["index.csv"] = (out / "index.csv").read_bytes()  # tell the old index from a new one
+    code = run_child(command, FullDisk(20_000, stderr))
+    why = [f"exit code {code}, expected 1"] if code != 1 else []
+    why += [w for w in [one_line_error(stderr, "is the disk full?")] if w]
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    why += ["the earlier export changed"] if after != before else []
+    return Outcome(name, not why, "; ".join(why))
+
+
+@dataclass
 class Deadline(Fault):
     """``SIGALRM`` (which kills) after ``seconds``: a command that hangs fails instead."""
 
@@ -518,4 +577,6 @@ def run_all(
     for nth in rng.choice([1, 2, 3], size=min(count, 3), replace=False).tolist():
         record(embed_fault(folder / "embed", reference, nth))
     record(prepare_fault(folder / "prepare"))
+    record(full_disk_train_fault(folder / "full-disk-train"))
+    record(full_disk_embed_fault(folder / "full-disk-embed", reference))
     return outcomes

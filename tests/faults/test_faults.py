@@ -23,6 +23,8 @@ from fault_harness import (
     clusters_fault,
     embed_fault,
     experiment_fault,
+    full_disk_embed_fault,
+    full_disk_train_fault,
     prepare_fault,
     train_fault,
     train_reference,
@@ -72,6 +74,16 @@ def test_embed_survives_kill_while_writing(reference: Path, tmp_path: Path) -> N
 
 def test_prepare_leaves_no_orphans_and_no_stale_lock(tmp_path: Path) -> None:
     outcome = prepare_fault(tmp_path)
+    assert outcome.survived, outcome.detail
+
+
+def test_full_disk_in_a_checkpoint_save_is_one_line(tmp_path: Path) -> None:
+    outcome = full_disk_train_fault(tmp_path)
+    assert outcome.survived, outcome.detail
+
+
+def test_full_disk_in_embed_keeps_the_earlier_export(reference: Path, tmp_path: Path) -> None:
+    outcome = full_disk_embed_fault(tmp_path, reference)
     assert outcome.survived, outcome.detail
 
 
