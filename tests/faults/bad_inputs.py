@@ -95,6 +95,15 @@ def _stale(ws: Workspace) -> list[str]:
     return ["embed", "--checkpoint", str(run), "--out", str(ws.folder / "stale-out")]
 
 
+def _foreign_last(ws: Workspace) -> list[str]:
+    """`train --resume RUN` with a last.ckpt copied from another run (once trained on and
+    re-stamped with the directory's run id)."""
+    run, other = ws.copy_run("foreign-run"), ws.copy_run("other-run")
+    (other / "run.json").write_text(json.dumps({"run_id": "0123456789ab"}))
+    shutil.copy(run / "checkpoints" / "last.ckpt", other / "checkpoints" / "last.ckpt")
+    return ["train", "--resume", str(other)]
+
+
 def _latin1_table(ws: Workspace) -> Path:
     return ws.file("latin1.csv", "id,label,city\ns1,0,Paris\ns2,1,Montr\xe9al\n".encode("latin-1"))
 
@@ -353,6 +362,11 @@ CASES: list[Case] = [
         "best.ckpt is only written when the kNN monitor ran",
     ),
     Case("embed: stale checkpoint of another run", _stale, "the checkpoint is stale"),
+    Case(
+        "train --resume: last.ckpt copied from another run",
+        _foreign_last,
+        "not by run 0123456789ab of",
+    ),
     Case(
         "train: batch of one (warning)",
         lambda ws: [

@@ -31,7 +31,12 @@ from lightning.pytorch.callbacks import Callback
 from clinfonce.data.cluster_ids import write_clusters
 from clinfonce.data.prepare import PreparedData
 from clinfonce.outputs import existing_paths, inputs_inside, is_inside
-from clinfonce.training.checkpointing import RUN_FILE, read_checkpoint
+from clinfonce.training.checkpointing import (
+    RUN_FILE,
+    checkpoint_run_id,
+    read_checkpoint,
+    read_run_id,
+)
 from clinfonce.training.config import ExperimentConfig, load_config, save_config
 
 CONFIG_FILE = "config.yaml"
@@ -175,7 +180,8 @@ def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
 
     Raises:
         FileNotFoundError: there is no checkpoint there.
-        ValueError: the checkpoint is empty, truncated or not a training checkpoint.
+        ValueError: the checkpoint is empty, truncated, not a training checkpoint, or one of
+            another run (copied in: its run id is not the run directory's).
     """
     path = Path(resume)
     checkpoint = checkpoint_in(path, "last")
@@ -185,7 +191,15 @@ def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
             f"no checkpoint to resume from at {checkpoint}; pass a run directory containing "
             f"{LAST_CHECKPOINT} or a .ckpt file"
         )
-    read_checkpoint(checkpoint)  # a clear error now rather than deep inside Lightning
+    loaded = read_checkpoint(checkpoint)  # a clear error now rather than deep inside Lightning
+    owner, found = read_run_id(run_dir), checkpoint_run_id(loaded)
+    if owner is not None and found is not None and owner != found:
+        raise ValueError(
+            f"{checkpoint} was written by run {found}, not by run {owner} of {run_dir} (copied "
+            "from another run?): resuming would continue another run's training under this "
+            "run's config and logs; resume the run it came from, or put back this run's own "
+            "checkpoint"
+        )
     return run_dir, checkpoint
 
 
