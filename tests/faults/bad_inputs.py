@@ -347,6 +347,21 @@ CASES: list[Case] = [
         "experiment.yaml is also an input of this command",
     ),
     Case(
+        "train: optim.lr=.inf",
+        lambda ws: _one_epoch(ws, "lr-inf", "optim.lr=.inf"),
+        "optim.lr must be a finite number > 0, got inf",
+    ),
+    Case(
+        "train: optim.lr=.nan",
+        lambda ws: _one_epoch(ws, "lr-nan", "optim.lr=.nan"),
+        "optim.lr must be a finite number > 0, got nan",
+    ),
+    Case(
+        "train: train.devices=0",
+        lambda ws: _one_epoch(ws, "devices0", "train.devices=0"),
+        "train.devices must be a count >= 1, -1 (all) or auto, got 0",
+    ),
+    Case(
         "train: output.name escapes output.dir",
         lambda ws: ["train", "--config", str(ws.config()), "output.name=../../x"],
         "output.name='../../x' must be a plain name",
