@@ -407,6 +407,41 @@ def full_disk_embed_fault(folder: Path, run_dir: Path) -> Outcome:
 
 
 @dataclass
+class Bounded(Fault):
+    """At most ``seconds`` (then ``SIGALRM`` kills) and 1 GiB more memory than at the start
+    (then allocations fail); stderr goes to ``stderr``."""
+
+    seconds: int
+    stderr: Path
+
+    def install(self) -> None:
+        import resource
+
+        size = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))
+        FullDisk(2**40, self.stderr).install()
+        signal.alarm(self.seconds)
+
+
+def alias_bomb_fault(folder: Path) -> Outcome:
+    """A config of nested YAML aliases standing for 10^9 values: refused in one line (once
+    memory grew without bound)."""
+    name = "train, YAML alias bomb in the config"
+    levels = ["&x0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"&x{n} [{', '.join([f'*x{n - 1}'] * 10)}]" for n in range(1, 9)]
+    values = {**TINY, "clusters": {"builder": "attributes", "params": {"columns": "BOMB"}}}
+    text = yaml.safe_dump(values, sort_keys=False).replace("BOMB", f"[{', '.join(levels)}]")
+    config = folder / "bomb.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    config.write_text(text)
+    stderr = folder / "stderr.txt"
+    code = run_child(["train", "--config", str(config)], Bounded(30, stderr))
+    why = [f"exit code {code}, expected 1"] if code != 1 else []
+    why += [w for w in [one_line_error(stderr, "an alias bomb?")] if w]
+    return Outcome(name, not why, "; ".join(why))
+
+
+@dataclass
 class Deadline(Fault):
     """``SIGALRM`` (which kills) after ``seconds``: a command that hangs fails instead."""
 
@@ -578,5 +613,6 @@ def run_all(
         record(embed_fault(folder / "embed", reference, nth))
     record(prepare_fault(folder / "prepare"))
     record(full_disk_train_fault(folder / "full-disk-train"))
+    record(alias_bomb_fault(folder / "alias-bomb"))
     record(full_disk_embed_fault(folder / "full-disk-embed", reference))
     return outcomes

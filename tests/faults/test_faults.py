@@ -20,6 +20,7 @@ from fault_harness import (
     KillInTorchSave,
     SignalAtStep,
     SignalInEpochEnd,
+    alias_bomb_fault,
     clusters_fault,
     embed_fault,
     experiment_fault,
@@ -84,6 +85,11 @@ def test_full_disk_in_a_checkpoint_save_is_one_line(tmp_path: Path) -> None:
 
 def test_full_disk_in_embed_keeps_the_earlier_export(reference: Path, tmp_path: Path) -> None:
     outcome = full_disk_embed_fault(tmp_path, reference)
+    assert outcome.survived, outcome.detail
+
+
+def test_yaml_alias_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    outcome = alias_bomb_fault(tmp_path)
     assert outcome.survived, outcome.detail
 
 
