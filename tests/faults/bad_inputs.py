@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from fault_harness import TINY, experiment_spec, image_table, metadata_table, write_yaml
 
 from clinfonce.cli import main
@@ -197,6 +198,32 @@ def _embed_over_its_table(ws: Workspace, *extra: str) -> list[str]:
     ]
 
 
+def _deep_images(ws: Workspace, float_range: tuple[float, float] = (0.0, 1.0)) -> Path:
+    """A table of a 16-bit PNG (mean 132 of 255) and a float TIFF (values in ``float_range``,
+    mean at its middle), 8 x 8 px."""
+    from PIL import Image
+
+    work = ws.folder / f"deep-{float_range[1]:g}"
+    work.mkdir(parents=True, exist_ok=True)
+    sixteen = 132 * 257 + 2570 * np.tile([-1, 1], 32).reshape(8, 8)  # 8-bit: 122 and 142
+    Image.fromarray(sixteen.astype(np.uint16)).save(work / "sixteen.png")
+    low, high = float_range
+    floats = np.linspace(low + (high - low) / 4, high - (high - low) / 4, 64, dtype=np.float32)
+    floats = floats.reshape(8, 8)
+    Image.fromarray(floats).save(work / "float.tiff")
+    table = work / "meta.csv"
+    table.write_text("path\nsixteen.png\nfloat.tiff\n")
+    return table
+
+
+def _prepared_means(ws: Workspace) -> str:
+    """Empty when the prepared pixels have the files' real means (132 and 128 of 255)."""
+    (array,) = (ws.folder / "deep-1" / ".clinfonce-prepared").glob("*/images.npy")
+    means = np.load(array).reshape(2, -1).mean(axis=1)
+    ok = abs(means[0] - 132) < 3 and abs(means[1] - 127.5) < 3
+    return "" if ok else f"prepared means {means.round(1).tolist()}, expected [132, 127.5]"
+
+
 def _build(ws: Workspace, *extra: str) -> list[str]:
     table = metadata_table(ws.folder)
     return ["clusters", "build", str(table), "--builder", "attributes", *extra]
@@ -360,6 +387,25 @@ CASES: list[Case] = [
         "train: train.devices=0",
         lambda ws: _one_epoch(ws, "devices0", "train.devices=0"),
         "train.devices must be a count >= 1, -1 (all) or auto, got 0",
+    ),
+    Case(
+        "prepare: a 16-bit PNG and a float TIFF are read at their real bit depth",
+        lambda ws: ["prepare", str(_deep_images(ws)), "--size", "8", "--workers", "1"],
+        "prepared 2 images at 8 px",
+        code=0,
+        check=_prepared_means,
+    ),
+    Case(
+        "prepare: a float TIFF of values no 8-bit scale fits is refused by name",
+        lambda ws: [
+            "prepare",
+            str(_deep_images(ws, (-3.0, 700.0))),
+            "--size",
+            "8",
+            "--workers",
+            "1",
+        ],
+        "1 unreadable image(s), e.g. row 1: ",
     ),
     Case(
         "train: output.name escapes output.dir",
