@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from fault_harness import TINY, experiment_spec, image_table, metadata_table, write_yaml
 
 from clinfonce.cli import main
@@ -112,6 +113,34 @@ def _latin1_table(ws: Workspace) -> Path:
 def _latin1_build(ws: Workspace, *extra: str) -> list[str]:
     table, out = _latin1_table(ws), ws.folder / "l.csv"
     return ["clusters", "build", str(table), "--builder", "label", *extra, "--out", str(out)]
+
+
+def _latin1_image_table(ws: Workspace) -> Path:
+    """A Latin-1 image table (a city with an accent) with its colour column."""
+    table = image_table(ws.folder / "latin1-images", ws.folder / "latin1-images.csv")
+    frame = pd.read_csv(table)
+    frame["city"] = ["Montr\xe9al", "Paris"] * (len(frame) // 2)
+    frame.to_csv(table, index=False, encoding="latin-1")
+    return table
+
+
+def _latin1_run(ws: Workspace, *extra: str) -> list[str]:
+    out = ws.folder / f"latin1-run{len(extra)}"
+    shutil.rmtree(out, ignore_errors=True)
+    table = _latin1_image_table(ws)
+    return [
+        "run",
+        str(table),
+        "--aux",
+        "city",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _one_epoch(ws: Workspace, name: str, *overrides: str) -> list[str]:
@@ -345,6 +374,39 @@ CASES: list[Case] = [
         "clusters build: unknown --encoding",
         lambda ws: _latin1_build(ws, "--encoding", "klingon"),
         "unknown text encoding 'klingon'",
+    ),
+    Case(
+        "run: --encoding latin-1",
+        lambda ws: _latin1_run(ws, "--encoding", "latin-1"),
+        "run directory:",
+        code=0,
+    ),
+    Case(
+        "run: data.options.encoding=latin-1 as an override",
+        lambda ws: _latin1_run(ws, "data.options.encoding=latin-1"),
+        "run directory:",
+        code=0,
+    ),
+    Case(
+        "prepare: --encoding latin-1",
+        lambda ws: [
+            "prepare",
+            str(_latin1_image_table(ws)),
+            "--size",
+            "8",
+            "--workers",
+            "1",
+            "--encoding",
+            "latin-1",
+        ],
+        "prepared 24 images at 8 px",
+        code=0,
+    ),
+    Case(
+        "clusters suggest: --encoding latin-1",
+        lambda ws: ["clusters", "suggest", str(_latin1_table(ws)), "--encoding", "latin-1"],
+        "recommended:",
+        code=0,
     ),
     Case(
         "clusters sweep: k beyond the attributes",

@@ -93,11 +93,11 @@ def eight_bit(image: Image.Image) -> Image.Image:
         return image
     pixels = np.asarray(image).astype(np.float64)
     low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
-    if image.mode.startswith("I") and 0 <= low and high <= 65535:
+    if image.mode.startswith("I") and low >= 0 and high <= 65535:
         scale = 255 / 65535
-    elif image.mode == "F" and 0 <= low and high <= 1:
+    elif image.mode == "F" and low >= 0 and high <= 1:
         scale = 255.0
-    elif image.mode == "F" and 0 <= low and high <= 255:
+    elif image.mode == "F" and low >= 0 and high <= 255:
         scale = 1.0
     else:
         raise ValueError(

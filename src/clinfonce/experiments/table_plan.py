@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinfonce.binder import apply_overrides
 from clinfonce.clusters.suggest import Suggestion, suggest
 from clinfonce.data.custom_sources import read_metadata
 from clinfonce.data.defaults import (
@@ -66,6 +67,8 @@ class TableRunOptions:
         image_size: model input side (default: the median image side, at most 224).
         memory_budget_mib: decoded images are kept in memory up to this size.
         seed: seeds everything.
+        encoding: text encoding of the table (default: a ``data.options.encoding=``
+            override, else UTF-8).
     """
 
     table: str
@@ -91,6 +94,7 @@ class TableRunOptions:
     image_size: int | None = None
     memory_budget_mib: float = MEMORY_BUDGET_BYTES / 2**20
     seed: int = 0
+    encoding: str | None = None
 
 
 @dataclass
@@ -185,7 +189,8 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     table = Path(options.table).absolute()
     if not table.is_file():
         raise FileNotFoundError(f"table {options.table} not found")
-    frame = read_metadata(table)
+    encoding = options.encoding or _encoding_override(options.overrides)
+    frame = read_metadata(table, encoding)
     root = Path(options.image_root).absolute() if options.image_root else table.parent
     columns = detect_columns(
         frame,
@@ -209,6 +214,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         "path_column": columns.path,
         "channels": probe.channels,
         "missing": "skip",
+        "encoding": encoding,
         **storage,
     }
     with warnings.catch_warnings():  # the dropped rows are counted in the summary instead
@@ -289,6 +295,13 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     for line in summary:
         log(line)
     return TablePlan(config, source, columns, summary, suggestion, metrics)
+
+
+def _encoding_override(overrides: Sequence[str]) -> str:
+    """The table's encoding from a ``data.options.encoding=...`` override (else UTF-8): the
+    table is read before the config those overrides change is made."""
+    values = apply_overrides({}, [o for o in overrides if o.startswith("data.options.encoding=")])
+    return str(values.get("data", {}).get("options", {}).get("encoding", "utf-8"))
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:
