@@ -74,7 +74,8 @@ class Case:
     argv: Callable[[Workspace], list[str]]
     expect: str
     code: int = 1
-    #: After the command: empty when the inputs are as they were, else what changed.
+    #: After the command: empty when all is as it must be (inputs untouched, outputs right),
+    #: else what is wrong.
     check: Callable[[Workspace], str] | None = None
 
 
@@ -253,6 +254,22 @@ def _prepared_means(ws: Workspace) -> str:
     return "" if ok else f"prepared means {means.round(1).tolist()}, expected [132, 127.5]"
 
 
+def _embed_with_a_missing_image(ws: Workspace) -> list[str]:
+    """Embed a table whose row 3 lists a missing file (data.options.missing=skip)."""
+    work = ws.folder / "missing-row"
+    table = image_table(work / "images", work / "meta.csv")
+    (work / "images" / "img3.png").unlink()
+    options = {"table": str(table), "missing": "skip"}
+    config = ws.config("missing-row", data={"dataset": "table", "options": options})
+    return ["embed", "--checkpoint", str(ws.run()), "--config", str(config), "--out", str(work)]
+
+
+def _index_rows_are_table_rows(ws: Workspace) -> str:
+    rows = pd.read_csv(ws.folder / "missing-row" / "index.csv")["row"].tolist()
+    expected = [0, 1, 2, *range(4, 24)]
+    return "" if rows == expected else f"index.csv rows {rows}, expected {expected}"
+
+
 def _build(ws: Workspace, *extra: str) -> list[str]:
     table = metadata_table(ws.folder)
     return ["clusters", "build", str(table), "--builder", "attributes", *extra]
@@ -376,6 +393,13 @@ CASES: list[Case] = [
         "unknown text encoding 'klingon'",
     ),
     Case(
+        "embed: index.csv's row is the table's row after a skipped one",
+        _embed_with_a_missing_image,
+        "wrote 23 x",
+        code=0,
+        check=_index_rows_are_table_rows,
+    ),
+    Case(
         "run: --encoding latin-1",
         lambda ws: _latin1_run(ws, "--encoding", "latin-1"),
         "run directory:",
@@ -444,6 +468,11 @@ CASES: list[Case] = [
         "train: optim.lr=.nan",
         lambda ws: _one_epoch(ws, "lr-nan", "optim.lr=.nan"),
         "optim.lr must be a finite number > 0, got nan",
+    ),
+    Case(
+        "train: a 300-character column name",
+        lambda ws: _one_epoch(ws, "long-column", "clusters.params={columns: [" + "c" * 300 + "]}"),
+        "' not found in the table; available columns: id, label, maker",
     ),
     Case(
         "train: train.devices=0",
@@ -550,4 +579,4 @@ def run_case(case: Case, ws: Workspace) -> Verdict:
         and len(error_lines) == (1 if case.code else 0)
         and not damage
     )
-    return Verdict(case, clear, code, text + (f"\ninputs damaged: {damage}" if damage else ""))
+    return Verdict(case, clear, code, text + (f"\nafter the command: {damage}" if damage else ""))
