@@ -14,8 +14,16 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
@@ -150,6 +158,35 @@ def check_output_folder(
     sources = list(inputs)
     for name in names:
         check_output_file(folder / name, sources, force=True, ours=lambda _: True, option=option)
+
+
+@contextmanager
+def process_lock(path: Path, busy: Callable[[str], object]) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created) while inside.
+
+    A POSIX record lock (``lockf``): it belongs to this process alone, so processes it forks
+    do not hold it, and the system drops it when the process dies, even by ``kill -9`` (no
+    stale lock). The lock file names its holder. When another process holds the lock,
+    ``busy("process <pid>")`` is called first: it raises to give up, or returns to wait.
+    Where the platform has no such locks (Windows), nothing is locked.
+    """
+    if fcntl is None:
+        yield
+        return
+    with open(path, "a+") as handle:
+        try:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            busy(handle.read().strip() or "another process")
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)
+        handle.truncate(0)
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:

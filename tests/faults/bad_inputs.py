@@ -14,6 +14,8 @@ import contextlib
 import io
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +107,37 @@ def _foreign_last(ws: Workspace) -> list[str]:
     (other / "run.json").write_text(json.dumps({"run_id": "0123456789ab"}))
     shutil.copy(run / "checkpoints" / "last.ckpt", other / "checkpoints" / "last.ckpt")
     return ["train", "--resume", str(other)]
+
+
+class _Holder:
+    """Another process holding a run directory's lock (a second `--resume` of the run)."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+
+    def argv(self, ws: Workspace) -> list[str]:
+        run = ws.copy_run("busy-run")
+        code = (
+            "import fcntl, os, sys, time\n"
+            f"handle = open({str(run / '.lock')!r}, 'a+')\n"
+            "fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)\n"
+            "handle.write(f'process {os.getpid()}'); handle.flush(); print('locked', flush=True)\n"
+            "time.sleep(120)\n"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None and self.process.stdout.readline() == "locked\n"
+        return ["train", "--resume", str(run)]
+
+    def release(self, ws: Workspace) -> str:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        return ""
+
+
+_holder = _Holder()
 
 
 def _latin1_table(ws: Workspace) -> Path:
@@ -514,6 +547,12 @@ CASES: list[Case] = [
         "best.ckpt is only written when the kNN monitor ran",
     ),
     Case("embed: stale checkpoint of another run", _stale, "the checkpoint is stale"),
+    Case(
+        "train --resume: the run is being trained by another process",
+        _holder.argv,
+        "is in use: process ",
+        check=_holder.release,
+    ),
     Case(
         "train --resume: last.ckpt copied from another run",
         _foreign_last,

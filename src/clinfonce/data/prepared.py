@@ -32,19 +32,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 
 from clinfonce.data.images import decode_resized
-from clinfonce.outputs import atomic_write
-
-fcntl: ModuleType | None
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
+from clinfonce.outputs import atomic_write, process_lock
 
 PENDING, DONE, UNREADABLE = 0, 1, 2
 ARRAY_FILE, INDEX_FILE, TABLE_FILE = "images.npy", "index.parquet", "table.csv"
@@ -148,44 +141,22 @@ def prepare_array(
 def _exclusive(folder: Path) -> Iterator[None]:
     """Hold the entry's lock: processes preparing the same entry at once (the processes of
     a multi-GPU run, two runs on one dataset) take turns, and the later ones reuse the rows
-    the first one decoded instead of laying out the array under its feet.
-
-    A POSIX record lock (``lockf``): it belongs to this process alone, so the decoding
-    workers it forks do not hold it, and the system drops it when the process dies, even by
-    ``kill -9`` (no stale lock). A process that has to wait says for whom, once. Such a
-    lock does not exclude the threads of one process: they take turns on a thread lock.
+    the first one decoded instead of laying out the array under its feet. The lock goes
+    with its process (see :func:`~clinfonce.outputs.process_lock`): a killed prepare leaves
+    none behind, and a process that has to wait says for whom. Threads of one process,
+    which such a lock does not tell apart, take turns on a thread lock.
     """
-    with _THREADS:
-        if fcntl is None:  # no advisory locks on this platform
-            yield
-        else:
-            with _process_lock(folder):
-                yield
 
+    def waiting(holder: str) -> None:
+        print(
+            f"waiting for {holder}, which is preparing {folder} (its rows are reused once it "
+            "is done)",
+            file=sys.stderr,
+            flush=True,
+        )
 
-@contextmanager
-def _process_lock(folder: Path) -> Iterator[None]:
-    assert fcntl is not None
-    with open(folder / LOCK_FILE, "a+") as handle:
-        try:
-            fcntl.lockf(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            print(
-                f"waiting for {holder}, which is preparing {folder} (its rows are reused once "
-                "it is done)",
-                file=sys.stderr,
-                flush=True,
-            )
-            fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)
-        handle.truncate(0)
-        handle.write(f"process {os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
+    with _THREADS, process_lock(folder / LOCK_FILE, waiting):
+        yield
 
 
 def file_keys(paths: Sequence[Path]) -> pd.DataFrame:

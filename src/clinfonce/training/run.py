@@ -48,6 +48,7 @@ from clinfonce.training.progress import EpochLines
 from clinfonce.training.run_directory import (
     LAST_CHECKPOINT,
     RunFiles,
+    RunLock,
     check_run_directory,
     claim_run_directory,
     requeued_slurm_job,
@@ -200,6 +201,7 @@ def train(
             TensorBoardLogger(run_dir / "logs", name="tensorboard"),
         ],
         callbacks=[
+            RunLock(run_dir),
             *all_callbacks,
             *method.callbacks(config, data, terms, run_dir),
             *([EpochLines()] if config.train.progress_bar and not bar else []),

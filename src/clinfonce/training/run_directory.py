@@ -13,6 +13,7 @@ Run directory (``output.dir/output.name``)::
     logs/csv/version_<n>/metrics.csv, logs/tensorboard/version_<n>/
                                 CSV and TensorBoard logs, one version per (re)start
     summary.json                final metrics, steps, wall time
+    .lock                       held by the process training in it (see :class:`RunLock`)
 
 Training (``--resume``) and evaluation (``clinfonce evaluate``/``embed``) find checkpoints
 here the same way (:func:`checkpoint_in`).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
 import lightning as L
@@ -30,7 +32,7 @@ from lightning.pytorch.callbacks import Callback
 
 from clinfonce.data.cluster_ids import write_clusters
 from clinfonce.data.prepare import PreparedData
-from clinfonce.outputs import existing_paths, inputs_inside, is_inside
+from clinfonce.outputs import existing_paths, inputs_inside, is_inside, process_lock
 from clinfonce.training.checkpointing import (
     RUN_FILE,
     checkpoint_run_id,
@@ -40,6 +42,7 @@ from clinfonce.training.checkpointing import (
 from clinfonce.training.config import ExperimentConfig, load_config, save_config
 
 CONFIG_FILE = "config.yaml"
+LOCK_FILE = ".lock"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 #: Entries that mark a directory as a run directory, which ``output.overwrite`` may clear.
 RUN_MARKERS: tuple[str, ...] = (RUN_FILE, CONFIG_FILE, "checkpoints", "logs", "summary.json")
@@ -83,6 +86,9 @@ def claim_run_directory(
     """
     run_dir = run_directory(config)
     present = check_run_directory(config, keep)
+    if present and (run_dir / LOCK_FILE).exists():
+        with _run_lock(run_dir):  # refuses a directory a run is training in
+            pass
     if present:
         inside = inputs_inside(run_dir, inputs)
         if inside:
@@ -112,7 +118,8 @@ def check_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> l
     run_dir = run_directory(config)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run directory {run_dir} is a file; pick another output.name")
-    present = [p for p in run_dir.iterdir() if p.name not in keep] if run_dir.is_dir() else []
+    ignored = {*keep, LOCK_FILE}  # the lock file stays: a process may be waiting on it
+    present = [p for p in run_dir.iterdir() if p.name not in ignored] if run_dir.is_dir() else []
     if present and not config.output.overwrite:
         raise ValueError(
             f"run directory {run_dir} is not empty (it holds {present[0].name}"
@@ -135,6 +142,34 @@ def check_run_directory(config: ExperimentConfig, keep: Sequence[str] = ()) -> l
                 "output.name"
             )
     return present
+
+
+def _run_lock(run_dir: Path) -> AbstractContextManager[None]:
+    def in_use(holder: str) -> None:
+        raise ValueError(
+            f"run directory {run_dir} is in use: {holder} is training in it (a second "
+            "`--resume` of the same run?); wait for it to finish, or stop it first"
+        )
+
+    return process_lock(run_dir / LOCK_FILE, in_use)
+
+
+class RunLock(Callback):
+    """Holds the run directory's lock while training (global rank zero): a second process
+    resuming or overwriting the same run is refused instead of writing the same checkpoints.
+    First among the callbacks, so it refuses before any other writes."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._held = ExitStack()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._held.enter_context(_run_lock(self.run_dir))
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._held.close()
 
 
 class RunFiles(Callback):
