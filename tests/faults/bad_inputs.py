@@ -140,6 +140,15 @@ class _Holder:
 _holder = _Holder()
 
 
+def _edited_config(ws: Workspace, name: str, old: str, new: str) -> list[str]:
+    """`train --resume RUN` after an edit of the run's config.yaml."""
+    run = ws.copy_run(name)
+    config = run / "config.yaml"
+    assert old in config.read_text()
+    config.write_text(config.read_text().replace(old, new))
+    return ["train", "--resume", str(run)]
+
+
 def _latin1_table(ws: Workspace) -> Path:
     return ws.file("latin1.csv", "id,label,city\ns1,0,Paris\ns2,1,Montr\xe9al\n".encode("latin-1"))
 
@@ -552,6 +561,22 @@ CASES: list[Case] = [
         _holder.argv,
         "is in use: process ",
         check=_holder.release,
+    ),
+    Case(
+        "train --resume: optim.lr edited in config.yaml (once silently ignored)",
+        lambda ws: _edited_config(ws, "lr-edited", "lr: 0.05", "lr: 0.1"),
+        "the config changed since the run started: optim.lr 0.05 -> 0.1",
+    ),
+    Case(
+        "train --resume: train.batch_size edited in config.yaml (once silently used)",
+        lambda ws: _edited_config(ws, "batch-edited", "batch_size: 16", "batch_size: 8"),
+        "train.batch_size 16 -> 8;",
+    ),
+    Case(
+        "train --resume: train.epochs raised in config.yaml is applied, and said",
+        lambda ws: _edited_config(ws, "epochs-edited", "\n  epochs: 1\n", "\n  epochs: 2\n"),
+        "resuming with changed settings (applied): train.epochs 1 -> 2",
+        code=0,
     ),
     Case(
         "train --resume: last.ckpt copied from another run",

@@ -137,7 +137,7 @@ def train(
         resume = run_directory(config)  # the job script's command, rerun after pre-emption
         print(f"requeued SLURM job: resuming {resume}", flush=True)
     if resume is not None:
-        run_dir, checkpoint = resolve_resume(resume)
+        run_dir, checkpoint = resolve_resume(resume, config)
         run_id = read_run_id(run_dir) or new_run_id()
     else:
         # Under DDP every process gets here; only the first checks and empties the directory.

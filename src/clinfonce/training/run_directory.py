@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -210,8 +211,11 @@ def checkpoint_in(path: Path, which: str) -> Path:
     return path / "checkpoints" / f"{which}.ckpt" if path.is_dir() else path
 
 
-def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
+def resolve_resume(resume: str | Path, config: ExperimentConfig | None = None) -> tuple[Path, Path]:
     """Run directory and checkpoint of a ``--resume`` argument (a run dir or a ``.ckpt``).
+
+    With ``config`` (the one the resumed run will use), also what changed since the run
+    started (see :func:`check_resume_config`).
 
     Raises:
         FileNotFoundError: there is no checkpoint there.
@@ -235,7 +239,66 @@ def resolve_resume(resume: str | Path) -> tuple[Path, Path]:
             "run's config and logs; resume the run it came from, or put back this run's own "
             "checkpoint"
         )
+    stored = loaded.get("hyper_parameters", {}).get("config")
+    if config is not None and isinstance(stored, dict):
+        check_resume_config(stored, config.to_dict())
     return run_dir, checkpoint
+
+
+#: Settings a resumed run may change: they say how long to train, on what hardware and
+#: what to log, not what trains. Any other change contradicts the checkpoint's state.
+RESUMABLE_CHANGES: tuple[str, ...] = (
+    "train.epochs",
+    "train.devices",
+    "train.num_nodes",
+    "train.strategy",
+    "train.accelerator",
+    "train.precision",
+    "train.num_workers",
+    "train.progress_bar",
+    "train.log_every_n_steps",
+    "train.checkpoint_every_n_steps",
+    "monitor.",
+    "output.",
+)
+
+
+def check_resume_config(started: dict[str, Any], now: dict[str, Any]) -> None:
+    """Say what changed in the config since the run started, and refuse what a resume cannot
+    honour: the optimiser's learning rate and momentum come back from the checkpoint (an
+    edited ``optim.lr`` would be ignored), and a new batch size, data, clusters, model or
+    method would train something the checkpoint never was.
+
+    Raises:
+        ValueError: a setting outside :data:`RESUMABLE_CHANGES` changed; the message lists
+            each change.
+
+    Examples:
+        >>> check_resume_config({"train": {"epochs": 3}}, {"train": {"epochs": 5}})
+        resuming with changed settings (applied): train.epochs 3 -> 5
+    """
+    changes = list(_differences(started, now))
+    refused = [c for c in changes if not c[0].startswith(RESUMABLE_CHANGES)]
+    if refused:
+        listed = "; ".join(f"{key} {before!r} -> {after!r}" for key, before, after in refused)
+        raise ValueError(
+            f"the config changed since the run started: {listed}; a resumed run continues the "
+            "checkpoint exactly (its optimiser keeps its learning rate, its data order its "
+            "batch size), which these changes contradict: put the values back, or start a "
+            "new run with them"
+        )
+    if changes:
+        listed = "; ".join(f"{key} {before!r} -> {after!r}" for key, before, after in changes)
+        print(f"resuming with changed settings (applied): {listed}", flush=True)
+
+
+def _differences(a: Any, b: Any, key: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """``(dotted key, a's value, b's value)`` of every leaf where nested mappings differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for name in dict.fromkeys([*a, *b]):
+            yield from _differences(a.get(name), b.get(name), f"{key}.{name}".lstrip("."))
+    elif a != b:
+        yield key, a, b
 
 
 def resolve_checkpoint(path: str | Path, which: str = "last") -> Path:
