@@ -149,6 +149,26 @@ def _edited_config(ws: Workspace, name: str, old: str, new: str) -> list[str]:
     return ["train", "--resume", str(run)]
 
 
+def _table_lost_rows(ws: Workspace) -> list[str]:
+    """`train --resume RUN` after rows of its table were deleted (once silently trained on,
+    with the clusters rebuilt)."""
+    work = ws.folder / "lost-rows"
+    table = image_table(work / "images", work / "meta.csv")
+    config = ws.config(
+        "lost-rows",
+        data={"dataset": "table", "options": {"table": str(table)}, "label_column": None},
+        clusters={"builder": "attributes", "params": {"columns": ["colour"]}},
+        train={"epochs": 1, "batch_size": 8},
+        monitor={"enabled": False},
+    )
+    shutil.rmtree(ws.folder / "runs" / "lost-rows", ignore_errors=True)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", "--config", str(config)]) == 0
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join(lines[:-4]) + "\n")
+    return ["train", "--resume", str(ws.folder / "runs" / "lost-rows")]
+
+
 def _latin1_table(ws: Workspace) -> Path:
     return ws.file("latin1.csv", "id,label,city\ns1,0,Paris\ns2,1,Montr\xe9al\n".encode("latin-1"))
 
@@ -577,6 +597,11 @@ CASES: list[Case] = [
         lambda ws: _edited_config(ws, "epochs-edited", "\n  epochs: 1\n", "\n  epochs: 2\n"),
         "resuming with changed settings (applied): train.epochs 1 -> 2",
         code=0,
+    ),
+    Case(
+        "train --resume: the table lost rows since the run started",
+        _table_lost_rows,
+        "the training data changed since the run started (24 rows, ids",
     ),
     Case(
         "train --resume: last.ckpt copied from another run",

@@ -16,12 +16,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -112,10 +113,17 @@ class LastCheckpoint(Checkpoint):
         batches: the training loader's batch sampler; a resumed run tells it how many
             batches of the interrupted epoch to skip.
         run_id: written into every checkpoint of the run (see :func:`checkpoint_run_id`).
+        training_rows: what the run trains on (:func:`rows_fingerprint`); a resume whose
+            rows differ is refused.
     """
 
     def __init__(
-        self, path: Path, every_n_steps: int, batches: DistributedBatchSampler, run_id: str
+        self,
+        path: Path,
+        every_n_steps: int,
+        batches: DistributedBatchSampler,
+        run_id: str,
+        training_rows: str = "",
     ) -> None:
         self.path, self.every_n_steps, self.batches, self.run_id = (
             path,
@@ -123,6 +131,7 @@ class LastCheckpoint(Checkpoint):
             batches,
             run_id,
         )
+        self.training_rows = training_rows
         self._epoch_batches = 0  # batches of the current epoch trained when last saved
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -183,11 +192,34 @@ class LastCheckpoint(Checkpoint):
 
     def state_dict(self) -> dict[str, Any]:
         """How many batches of the epoch in progress the checkpoint has trained on."""
-        return {"epoch_batches": self._epoch_batches}
+        return {"epoch_batches": self._epoch_batches, "training_rows": self.training_rows}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """On resume, skip the batches of the interrupted epoch that were trained already."""
+        """On resume, skip the batches of the interrupted epoch that were trained already.
+
+        Raises:
+            ValueError: the training rows are not those the run started with (rows of the
+                table, or their images, went missing): the data order would not continue.
+        """
+        then = str(state_dict.get("training_rows", ""))
+        if then and self.training_rows and then != self.training_rows:
+            raise ValueError(
+                f"the training data changed since the run started ({then} then, "
+                f"{self.training_rows} now): a resumed run must see the same rows to continue "
+                "exactly; restore the table and its images, or start a new run"
+            )
         self.batches.skip_next(int(state_dict.get("epoch_batches", 0)))
+
+
+def rows_fingerprint(ids: Sequence[str]) -> str:
+    """A short description of the training rows: their count and a digest of their ids.
+
+    Examples:
+        >>> rows_fingerprint(["a", "b"])
+        '2 rows, ids 59b271ae1bbc'
+    """
+    digest = hashlib.sha256("\0".join(ids).encode("utf-8")).hexdigest()[:12]
+    return f"{len(ids)} rows, ids {digest}"
 
 
 def checkpoint_run_id(checkpoint: dict[str, Any]) -> str | None:

@@ -33,6 +33,7 @@ from clinfonce.training.checkpointing import (
     TrainingInterrupted,
     new_run_id,
     read_run_id,
+    rows_fingerprint,
     stop_gracefully,
 )
 from clinfonce.training.config import ExperimentConfig, with_absolute_paths
@@ -172,6 +173,9 @@ def train(
             config.train.checkpoint_every_n_steps,
             loader.batch_sampler,
             run_id,
+            rows_fingerprint(
+                data.source.table[config.data.id_column].iloc[data.train_rows].astype(str).tolist()
+            ),
         ),
     ]
     knn = knn_monitor(config, data)
