@@ -169,6 +169,16 @@ def _table_lost_rows(ws: Workspace) -> list[str]:
     return ["train", "--resume", str(ws.folder / "runs" / "lost-rows")]
 
 
+def _simclr_one_view(ws: Workspace) -> list[str]:
+    """SimCLR with train.views=1 (once loss 0.0000 and no word about why)."""
+    values = {k: v for k, v in TINY.items() if k != "clusters"}
+    values["method"] = {"name": "simclr"}
+    values["train"] = {**TINY["train"], "epochs": 1, "views": 1}
+    values["monitor"] = NO_MONITOR
+    values["output"] = {"dir": str(ws.folder / "runs"), "name": "views1"}
+    return ["train", "--config", str(write_yaml(ws.folder / "views1.yaml", values))]
+
+
 def _latin1_table(ws: Workspace) -> Path:
     return ws.file("latin1.csv", "id,label,city\ns1,0,Paris\ns2,1,Montr\xe9al\n".encode("latin-1"))
 
@@ -628,6 +638,12 @@ CASES: list[Case] = [
             ws, "one", "clusters.builder=column", "clusters.params={column: split}"
         ),
         "warning: the cluster assignment puts all 58 training samples in 1 cluster",
+        code=0,
+    ),
+    Case(
+        "train: SimCLR with one view (warning)",
+        _simclr_one_view,
+        "warning: train.views=1: the simclr term's positives are the other views",
         code=0,
     ),
     Case(

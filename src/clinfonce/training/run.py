@@ -45,6 +45,7 @@ from clinfonce.training.distributed import (
 from clinfonce.training.loaders import train_loader
 from clinfonce.training.methods.registry import find_method, objective_terms
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
+from clinfonce.training.objective import ObjectiveTerm
 from clinfonce.training.progress import EpochLines
 from clinfonce.training.run_directory import (
     LAST_CHECKPOINT,
@@ -163,7 +164,7 @@ def train(
     terms = objective_terms(config)  # resolved once, for the module and the callbacks
     module = method.build(config, data, terms)  # per-sample tables registered
     loader = train_loader(config, data)
-    warn_degenerate_objective(config, data)
+    warn_degenerate_objective(config, data, terms)
     checkpoints = run_dir / "checkpoints"
     assert isinstance(loader.batch_sampler, DistributedBatchSampler)
     all_callbacks: list[Callback] = [
@@ -260,15 +261,26 @@ def train(
     )
 
 
-def warn_degenerate_objective(config: ExperimentConfig, data: PreparedData) -> None:
+def warn_degenerate_objective(
+    config: ExperimentConfig, data: PreparedData, terms: Sequence[ObjectiveTerm] = ()
+) -> None:
     """Warn when the contrastive objective cannot learn much, saying how badly.
 
-    Three cases train without error yet teach the encoder little: a batch of one sample
-    (no negatives), a single cluster (every sample a positive, no negatives), and clusters
+    Four cases train without error yet teach the encoder little: a batch of one sample
+    (no negatives), one view of each sample for a SimCLR term (whose only positives are the
+    other views), a single cluster (every sample a positive, no negatives), and clusters
     so fine that most anchors find no other sample of their cluster in the batch (the
     Cl-InfoNCE term is then empty for them).
     """
     batch = config.train.batch_size
+    instance = [t.name for t in terms if t.ids == "instance"]
+    if config.train.views == 1 and instance:
+        warnings.warn(
+            f"train.views=1: the {', '.join(instance)} term's positives are the other views of "
+            "the same image, and with one view there are none: it is 0 and teaches nothing; "
+            "use train.views=2",
+            stacklevel=2,
+        )
     if batch == 1:
         warnings.warn(
             "train.batch_size=1: each step sees one sample, with no negatives to contrast, so "
