@@ -216,6 +216,31 @@ def _latin1_run(ws: Workspace, *extra: str) -> list[str]:
     ]
 
 
+def _html_column_run(ws: Workspace) -> list[str]:
+    """`clinfonce run` on a table whose auxiliary column is named `<b>colour</b>`."""
+    work = ws.folder / "html-column"
+    table = image_table(work / "images", work / "meta.csv")
+    table.write_text(table.read_text().replace("path,colour", "path,<b>colour</b>"))
+    shutil.rmtree(work / "run", ignore_errors=True)
+    return [
+        "run",
+        str(table),
+        "--aux",
+        "<b>colour</b>",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        str(work / "run"),
+    ]
+
+
+def _report_shows_the_name(ws: Workspace) -> str:
+    report = (ws.folder / "html-column" / "run" / "report.md").read_text()
+    return "report.md renders the column name as HTML" if "<b>" in report else ""
+
+
 def _one_epoch(ws: Workspace, name: str, *overrides: str) -> list[str]:
     config = ws.config(name, train={"epochs": 1}, monitor=NO_MONITOR)
     return ["train", "--config", str(config), *overrides]
@@ -482,6 +507,13 @@ CASES: list[Case] = [
         lambda ws: _latin1_run(ws, "data.options.encoding=latin-1"),
         "run directory:",
         code=0,
+    ),
+    Case(
+        "run: HTML in a column name is shown in report.md, not rendered",
+        _html_column_run,
+        "run directory:",
+        code=0,
+        check=_report_shows_the_name,
     ),
     Case(
         "prepare: --encoding latin-1",
