@@ -68,6 +68,20 @@ def _exists(path: Path) -> bool:
         return False
 
 
+def is_file(path: str | Path) -> bool:
+    """``path.is_file()``, false for a string no file system accepts as a path (a table
+    cell longer than a file name may be): such a cell names no file.
+
+    Examples:
+        >>> is_file("x" * 300)
+        False
+    """
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def inputs_inside(folder: str | Path, inputs: Iterable[str | Path]) -> list[Path]:
     """The ``inputs`` that lie inside ``folder``: what clearing ``folder`` would destroy.
 

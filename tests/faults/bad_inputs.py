@@ -236,6 +236,29 @@ def _html_column_run(ws: Workspace) -> list[str]:
     ]
 
 
+def _long_cell_run(ws: Workspace) -> list[str]:
+    """`clinfonce run` on a table with a 300-character text cell (once `file name too long`
+    while looking for the path column)."""
+    work = ws.folder / "long-cell"
+    table = image_table(work / "images", work / "meta.csv")
+    frame = pd.read_csv(table)
+    frame.insert(0, "note", "n" * 300)
+    frame.to_csv(table, index=False)
+    shutil.rmtree(work / "run", ignore_errors=True)
+    return [
+        "run",
+        str(table),
+        "--aux",
+        "colour",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        str(work / "run"),
+    ]
+
+
 def _report_shows_the_name(ws: Workspace) -> str:
     report = (ws.folder / "html-column" / "run" / "report.md").read_text()
     return "report.md renders the column name as HTML" if "<b>" in report else ""
@@ -514,6 +537,12 @@ CASES: list[Case] = [
         "run directory:",
         code=0,
         check=_report_shows_the_name,
+    ),
+    Case(
+        "run: a 300-character text cell",
+        _long_cell_run,
+        "run directory:",
+        code=0,
     ),
     Case(
         "prepare: --encoding latin-1",

@@ -12,6 +12,7 @@ import pandas as pd
 from clinfonce.data.images import decode_resized, report_bad_rows
 from clinfonce.data.prepared_sources import prepare_request
 from clinfonce.data.sources import ImageSource, register_source
+from clinfonce.outputs import is_file
 
 
 def read_metadata(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
@@ -73,7 +74,7 @@ def load_table_source(
         )
     root = Path(image_root) if image_root is not None else Path(table).parent
     paths = [root / str(p) for p in frame[path_column]]
-    keep = np.array([p.is_file() for p in paths])
+    keep = np.array([is_file(p) for p in paths])
     report_bad_rows(~keep, paths, table, missing, "missing")
     inputs = [Path(table), *paths]  # every listed file, kept or not, is the user's
     paths = [p for p, k in zip(paths, keep, strict=True) if k]

@@ -30,6 +30,7 @@ from clinfonce.data.defaults import (
     probe_images,
 )
 from clinfonce.data.sources import ImageSource, load_source
+from clinfonce.outputs import is_file
 from clinfonce.training.config import ExperimentConfig, config_from_dict
 
 Log = Callable[[str], None]
@@ -201,7 +202,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         split=options.split_column,
     )
     paths = [root / str(p) for p in frame[columns.path]]
-    exists = np.array([p.is_file() for p in paths], dtype=bool)
+    exists = np.array([is_file(p) for p in paths], dtype=bool)
     probe = probe_images([p for p, ok in zip(paths, exists, strict=True) if ok])
     if probe.median_side == 0:
         raise ValueError(f"{table}: none of the {len(paths)} listed images could be read")
