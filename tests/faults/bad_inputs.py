@@ -201,19 +201,13 @@ def _latin1_run(ws: Workspace, *extra: str) -> list[str]:
     out = ws.folder / f"latin1-run{len(extra)}"
     shutil.rmtree(out, ignore_errors=True)
     table = _latin1_image_table(ws)
-    return [
-        "run",
-        str(table),
-        "--aux",
-        "city",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--out",
-        str(out),
-        *extra,
-    ]
+    return _run_argv(table, "city", out, *extra)
+
+
+def _run_argv(table: Path, aux: str, out: Path, *extra: str) -> list[str]:
+    """`clinfonce run TABLE --aux AUX` for one short epoch, into ``out``."""
+    return ["run", str(table), "--aux", aux, "--epochs", "1", "--batch-size", "8",
+            "--out", str(out), *extra]  # fmt: skip
 
 
 def _html_column_run(ws: Workspace) -> list[str]:
@@ -222,18 +216,7 @@ def _html_column_run(ws: Workspace) -> list[str]:
     table = image_table(work / "images", work / "meta.csv")
     table.write_text(table.read_text().replace("path,colour", "path,<b>colour</b>"))
     shutil.rmtree(work / "run", ignore_errors=True)
-    return [
-        "run",
-        str(table),
-        "--aux",
-        "<b>colour</b>",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--out",
-        str(work / "run"),
-    ]
+    return _run_argv(table, "<b>colour</b>", work / "run")
 
 
 def _long_cell_run(ws: Workspace) -> list[str]:
@@ -245,18 +228,7 @@ def _long_cell_run(ws: Workspace) -> list[str]:
     frame.insert(0, "note", "n" * 300)
     frame.to_csv(table, index=False)
     shutil.rmtree(work / "run", ignore_errors=True)
-    return [
-        "run",
-        str(table),
-        "--aux",
-        "colour",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--out",
-        str(work / "run"),
-    ]
+    return _run_argv(table, "colour", work / "run")
 
 
 def _report_shows_the_name(ws: Workspace) -> str:
@@ -309,19 +281,7 @@ def _run_over_its_images(ws: Workspace) -> list[str]:
     table = image_table(work / "imgs", work / "meta.csv")
     (work / "imgs" / "config.yaml").write_text("an old run's config\n")
     _run_images.keep(work / "imgs")
-    return [
-        "run",
-        str(table),
-        "--aux",
-        "colour",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--out",
-        str(work / "imgs"),
-        "output.overwrite=true",
-    ]
+    return _run_argv(table, "colour", work / "imgs", "output.overwrite=true")
 
 
 _embed_table = _Untouched()
@@ -677,7 +637,7 @@ CASES: list[Case] = [
     Case(
         "train --resume: last.ckpt copied from another run",
         _foreign_last,
-        "not by run 0123456789ab of",
+        "holds run 0123456789ab: copied from another run?",
     ),
     Case(
         "train: batch of one (warning)",

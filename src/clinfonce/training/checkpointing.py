@@ -228,6 +228,20 @@ def checkpoint_run_id(checkpoint: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+def check_same_run(loaded: dict[str, Any], checkpoint: Path, run_dir: Path, why: str) -> None:
+    """Refuse a loaded checkpoint written by another run than the one ``run_dir`` holds
+    (runs from before run ids pass); ``why`` says what that means and what to do.
+
+    Raises:
+        ValueError: the run ids differ.
+    """
+    found, owner = checkpoint_run_id(loaded), read_run_id(run_dir)
+    if found is not None and owner is not None and found != owner:
+        raise ValueError(
+            f"{checkpoint} was written by run {found}, but {run_dir} holds run {owner}: {why}"
+        )
+
+
 @contextmanager
 def stop_gracefully(trainer: L.Trainer) -> Iterator[list[int]]:
     """While fitting, SIGINT, SIGTERM and SLURM's pre-emption signal stop after the step.

@@ -36,9 +36,8 @@ from clinfonce.data.prepare import PreparedData
 from clinfonce.outputs import existing_paths, inputs_inside, is_inside, process_lock
 from clinfonce.training.checkpointing import (
     RUN_FILE,
-    checkpoint_run_id,
+    check_same_run,
     read_checkpoint,
-    read_run_id,
 )
 from clinfonce.training.config import ExperimentConfig, load_config, save_config
 
@@ -231,14 +230,14 @@ def resolve_resume(resume: str | Path, config: ExperimentConfig | None = None) -
             f"{LAST_CHECKPOINT} or a .ckpt file"
         )
     loaded = read_checkpoint(checkpoint)  # a clear error now rather than deep inside Lightning
-    owner, found = read_run_id(run_dir), checkpoint_run_id(loaded)
-    if owner is not None and found is not None and owner != found:
-        raise ValueError(
-            f"{checkpoint} was written by run {found}, not by run {owner} of {run_dir} (copied "
-            "from another run?): resuming would continue another run's training under this "
-            "run's config and logs; resume the run it came from, or put back this run's own "
-            "checkpoint"
-        )
+    check_same_run(
+        loaded,
+        checkpoint,
+        run_dir,
+        "copied from another run? Resuming it would continue another run's training under "
+        "this run's config and logs; resume the run it came from, or put back this run's own "
+        "checkpoint",
+    )
     stored = loaded.get("hyper_parameters", {}).get("config")
     if config is not None and isinstance(stored, dict):
         check_resume_config(stored, config.to_dict())
