@@ -526,6 +526,28 @@ CASES: list[Case] = [
         code=0,
     ),
     Case(
+        "clusters build: a label with one value (once I(Z;T)/H(T) nan)",
+        lambda ws: [
+            "clusters",
+            "build",
+            str(
+                ws.file(
+                    "one-label.csv",
+                    "id,label,colour\n"
+                    + "".join(f"s{i},cat,{'red' if i % 2 else 'blue'}\n" for i in range(20)),
+                )
+            ),
+            "--builder",
+            "attributes",
+            "--columns",
+            "colour",
+            "--out",
+            str(ws.folder / "o.csv"),
+        ],
+        "I(Z;T)/H(T)    undefined: the label has one value",
+        code=0,
+    ),
+    Case(
         "clusters sweep: k beyond the attributes",
         lambda ws: [
             "clusters",
