@@ -505,6 +505,17 @@ CASES: list[Case] = [
         code=0,
     ),
     Case(
+        "train: a Latin-1 table names data.options.encoding (train has no --encoding)",
+        lambda ws: _one_epoch(
+            ws,
+            "latin1-train",
+            "data.dataset=table",
+            f"data.options={{table: {_latin1_image_table(ws)}}}",
+            "clusters.params={columns: [city]}",
+        ),
+        "pass the file's encoding (e.g. data.options.encoding=latin-1 or cp1252)",
+    ),
+    Case(
         "prepare: --encoding latin-1",
         lambda ws: [
             "prepare",

@@ -15,11 +15,14 @@ from clinfonce.data.sources import ImageSource, register_source
 from clinfonce.outputs import is_file
 
 
-def read_metadata(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
-    """Read a metadata table with the stage-1 reader (CSV/TSV/Parquet/JSONL by suffix)."""
+def read_metadata(
+    path: str | Path, encoding: str = "utf-8", encoding_option: str = "--encoding "
+) -> pd.DataFrame:
+    """Read a metadata table with the stage-1 reader (CSV/TSV/Parquet/JSONL by suffix;
+    ``encoding_option`` as :func:`~clinfonce.clusters.tables.read_table`'s)."""
     from clinfonce.clusters import read_table
 
-    return read_table(path, encoding)
+    return read_table(path, encoding, encoding_option)
 
 
 @register_source("table")
@@ -66,7 +69,7 @@ def load_table_source(
     request = prepare_request(prepare, prepare_dir, table, missing)
     if request is not None and cache:
         raise ValueError("set data.options.prepare or data.options.cache, not both")
-    frame = read_metadata(table, encoding)
+    frame = read_metadata(table, encoding, "data.options.encoding=")
     if path_column not in frame.columns:
         raise ValueError(
             f"{table}: no image path column {path_column!r} (columns: "
