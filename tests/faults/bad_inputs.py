@@ -231,6 +231,18 @@ def _long_cell_run(ws: Workspace) -> list[str]:
     return _run_argv(table, "colour", work / "run")
 
 
+def _escaping_path_run(ws: Workspace) -> list[str]:
+    """`clinfonce run` on a table with a row whose path leaves the image folder for a file
+    that is no image (once dropped as "1 unreadable image(s)", without its name)."""
+    work = ws.folder / "escaping-path"
+    table = image_table(work / "images", work / "meta.csv")
+    (ws.folder / "notes.txt").write_text("not an image\n")
+    with table.open("a") as handle:
+        handle.write("../notes.txt,red\n")
+    shutil.rmtree(work / "run", ignore_errors=True)
+    return _run_argv(table, "colour", work / "run")
+
+
 def _report_shows_the_name(ws: Workspace) -> str:
     report = (ws.folder / "html-column" / "run" / "report.md").read_text()
     return "report.md renders the column name as HTML" if "<b>" in report else ""
@@ -497,6 +509,12 @@ CASES: list[Case] = [
         "run directory:",
         code=0,
         check=_report_shows_the_name,
+    ),
+    Case(
+        "run: a dropped row is named (a path leaving the image folder)",
+        _escaping_path_run,
+        "1 unreadable image(s), e.g. row 24: ",
+        code=0,
     ),
     Case(
         "run: a 300-character text cell",

@@ -225,6 +225,9 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     unreadable = int(exists.sum()) - kept
     dropped = [f"{int((~exists).sum())} missing file(s)"] if (~exists).any() else []
     dropped += [f"{unreadable} unreadable image(s)"] if unreadable else []
+    if dropped:  # named, so a wrong path (one escaping the image folder, say) can be found
+        rows = np.setdiff1d(np.arange(len(frame)), np.asarray(source.table_rows))[:3]
+        dropped.append("e.g. " + "; ".join(f"row {r}: {paths[r]}" for r in rows))
     split_column = columns.split or "split"
     in_train = (
         source.table[split_column].astype(str) == "train"
