@@ -243,6 +243,18 @@ def _escaping_path_run(ws: Workspace) -> list[str]:
     return _run_argv(table, "colour", work / "run")
 
 
+def _val_split_run(ws: Workspace) -> list[str]:
+    """`clinfonce run` on a table with train, test and val rows (val once counted in "none
+    dropped" though never used)."""
+    work = ws.folder / "val-split"
+    table = image_table(work / "images", work / "meta.csv")
+    frame = pd.read_csv(table)
+    frame["split"] = (["train"] * 4 + ["test", "val"]) * (len(frame) // 6)
+    frame.to_csv(table, index=False)
+    shutil.rmtree(work / "run", ignore_errors=True)
+    return _run_argv(table, "colour", work / "run")
+
+
 def _report_shows_the_name(ws: Workspace) -> str:
     report = (ws.folder / "html-column" / "run" / "report.md").read_text()
     return "report.md renders the column name as HTML" if "<b>" in report else ""
@@ -514,6 +526,12 @@ CASES: list[Case] = [
         "run: a dropped row is named (a path leaving the image folder)",
         _escaping_path_run,
         "1 unreadable image(s), e.g. row 24: ",
+        code=0,
+    ),
+    Case(
+        "run: rows of a split neither trained on nor evaluated are said unused",
+        _val_split_run,
+        "none dropped; 4 of them in split(s) val, which neither train (train) nor evaluate",
         code=0,
     ),
     Case(

@@ -283,7 +283,8 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         f"{columns.id or '(the path)'!r}, label {columns.label or '(none)'!r}, split "
         f"{columns.split or '(none: all rows train)'!r})",
         f"rows: {kept} kept, "
-        + (f"{len(frame) - kept} dropped ({', '.join(dropped)})" if dropped else "none dropped"),
+        + (f"{len(frame) - kept} dropped ({', '.join(dropped)})" if dropped else "none dropped")
+        + _unused_splits(source.table, columns.split, config),
         f"images: median side {probe.median_side} px (of {probe.sampled} read) -> input "
         f"{config.data.image_size} px, "
         + ("grayscale, 1 channel" if probe.channels == 1 else "colour, 3 channels")
@@ -306,6 +307,22 @@ def _encoding_override(overrides: Sequence[str]) -> str:
     table is read before the config those overrides change is made."""
     values = apply_overrides({}, [o for o in overrides if o.startswith("data.options.encoding=")])
     return str(values.get("data", {}).get("options", {}).get("encoding", "utf-8"))
+
+
+def _unused_splits(table: pd.DataFrame, column: str | None, config: ExperimentConfig) -> str:
+    """The summary's note on kept rows of a split neither trained on nor evaluated."""
+    used = [config.data.train_split, config.monitor.split]
+    if column is None:
+        return ""
+    values = table[column].astype(str)
+    other = values[~values.isin(used)]
+    if other.empty:
+        return ""
+    names = ", ".join(sorted(set(other))[:5])
+    return (
+        f"; {len(other)} of them in split(s) {names}, which neither train ({used[0]}) nor "
+        f"evaluate ({used[1]}): unused"
+    )
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:
