@@ -262,7 +262,7 @@ def train(
 
 
 def warn_degenerate_objective(
-    config: ExperimentConfig, data: PreparedData, terms: Sequence[ObjectiveTerm] = ()
+    config: ExperimentConfig, data: PreparedData, terms: Sequence[ObjectiveTerm]
 ) -> None:
     """Warn when the contrastive objective cannot learn much, saying how badly.
 
