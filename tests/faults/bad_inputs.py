@@ -525,7 +525,7 @@ CASES: list[Case] = [
     Case(
         "run: a dropped row is named (a path leaving the image folder)",
         _escaping_path_run,
-        "1 unreadable image(s), e.g. row 24: ",
+        "1 unreadable image(s)); e.g. row 24: ",
         code=0,
     ),
     Case(

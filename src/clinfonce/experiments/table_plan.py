@@ -225,9 +225,9 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     unreadable = int(exists.sum()) - kept
     dropped = [f"{int((~exists).sum())} missing file(s)"] if (~exists).any() else []
     dropped += [f"{unreadable} unreadable image(s)"] if unreadable else []
-    if dropped:  # named, so a wrong path (one escaping the image folder, say) can be found
-        rows = np.setdiff1d(np.arange(len(frame)), np.asarray(source.table_rows))[:3]
-        dropped.append("e.g. " + "; ".join(f"row {r}: {paths[r]}" for r in rows))
+    # Named, so a wrong path (one escaping the image folder, say) can be found.
+    lost = np.setdiff1d(np.arange(len(frame)), np.asarray(source.table_rows))[:3]
+    examples = "; e.g. " + ", ".join(f"row {r}: {paths[r]}" for r in lost) if dropped else ""
     split_column = columns.split or "split"
     in_train = (
         source.table[split_column].astype(str) == "train"
@@ -283,7 +283,11 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         f"{columns.id or '(the path)'!r}, label {columns.label or '(none)'!r}, split "
         f"{columns.split or '(none: all rows train)'!r})",
         f"rows: {kept} kept, "
-        + (f"{len(frame) - kept} dropped ({', '.join(dropped)})" if dropped else "none dropped")
+        + (
+            f"{len(frame) - kept} dropped ({', '.join(dropped)}){examples}"
+            if dropped
+            else "none dropped"
+        )
         + _unused_splits(source.table, columns.split, config),
         f"images: median side {probe.median_side} px (of {probe.sampled} read) -> input "
         f"{config.data.image_size} px, "
