@@ -26,10 +26,55 @@ def parse_yaml(text: str, where: str) -> Any:
         ...     print(str(exc)[:50])
         x.yaml, line 1 column 9: invalid YAML (expected ',
     """
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node, where)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ValueError(describe_yaml_error(exc, where)) from None
+    finally:
+        loader.dispose()
+
+
+#: Values that aliases (``*name``) may add to a document: an alias copies what it names, so
+#: a few lines of nested aliases (an "alias bomb") can stand for billions of values.
+MAX_ALIAS_VALUES = 100_000
+
+
+def _check_aliases(root: yaml.Node, where: str) -> None:
+    """Refuse a document whose aliases expand it by more than :data:`MAX_ALIAS_VALUES`.
+
+    Examples:
+        >>> lines = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+        >>> lines += [f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]" for p, n in zip("abcde", "bcdef")]
+        >>> parse_yaml(chr(10).join(lines), "x.yaml")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: x.yaml, line 5 column 4: its aliases (*name) stand for more than 100000 ...
+    """
+    expanded: dict[int, int] = {}  # values under a node, aliases counted in full
+
+    def size(node: yaml.Node) -> int:
+        if id(node) not in expanded:
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            expanded[id(node)] = 1 + sum(size(child) for child in children)
+            if expanded[id(node)] - len(expanded) > MAX_ALIAS_VALUES:
+                mark = node.start_mark
+                raise ValueError(
+                    f"{where}, line {mark.line + 1} column {mark.column + 1}: its aliases "
+                    f"(*name) stand for more than {MAX_ALIAS_VALUES} values (an alias "
+                    "bomb?); write the values out instead"
+                )
+        return expanded[id(node)]
+
+    size(root)
 
 
 def read_yaml_file(path: str | Path) -> Any:

@@ -8,6 +8,8 @@ Faults:
 
 * :class:`SignalAtStep`: ``SIGTERM``, ``SIGINT`` or ``SIGKILL`` right after training step
   ``n``.
+* :class:`SignalInEpochEnd`: a signal at the end of epoch ``n``, inside the end-of-epoch
+  checkpoint save or the kNN monitor (the epoch boundary, where resuming is hardest).
 * :class:`KillInTorchSave`: ``SIGKILL`` half-way through writing the ``n``-th checkpoint.
 * :class:`KillInReplace`: ``SIGKILL`` with the ``n``-th file half-written, before it is
   moved into place (any atomically written output: clusters, embeddings, results).
@@ -22,6 +24,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ import yaml
 
 from clinfonce.cli import main
 from clinfonce.training.checkpointing import LastCheckpoint, checkpoint_run_id, read_checkpoint
+from clinfonce.training.monitor import KNNMonitor
 
 TINY: dict[str, Any] = {
     "data": {"dataset": "synthetic-attributes", "options": {"n_samples": 80, "image_size": 12}},
@@ -45,7 +49,7 @@ TINY: dict[str, Any] = {
     "train": {
         "epochs": 3,
         "batch_size": 16,
-        "progress_bar": False,
+        "progress_bar": True,  # not a terminal: EpochLines, which a resume must survive
         "log_every_n_steps": 1,
         "checkpoint_every_n_steps": 2,
     },
@@ -67,6 +71,9 @@ class Outcome:
 class Fault:
     """Installed in the child process before the command runs."""
 
+    #: The signal the fault sends (``SIGKILL``: a hard kill, no checkpoint of its own).
+    signum: int = signal.SIGKILL
+
     def install(self) -> None:
         raise NotImplementedError
 
@@ -86,6 +93,29 @@ class SignalAtStep(Fault):
                 os.kill(os.getpid(), signum)
 
         LastCheckpoint.on_train_batch_end = hooked  # type: ignore[method-assign]
+
+
+@dataclass
+class SignalInEpochEnd(Fault):
+    """``signum`` when epoch ``epoch`` (1-based) ends, inside ``where``'s epoch-end hook:
+    ``checkpoint`` (before the epoch's save, after the epoch's progress line) or ``monitor``
+    (before the kNN monitor runs)."""
+
+    epoch: int
+    where: str
+    signum: int
+
+    def install(self) -> None:
+        owner: Any = {"checkpoint": LastCheckpoint, "monitor": KNNMonitor}[self.where]
+        original = owner.on_train_epoch_end
+        epoch, signum = self.epoch, self.signum
+
+        def hooked(self: Any, trainer: Any, module: Any) -> None:
+            if trainer.current_epoch + 1 == epoch:
+                os.kill(os.getpid(), signum)
+            original(self, trainer, module)
+
+        owner.on_train_epoch_end = hooked
 
 
 @dataclass
@@ -214,19 +244,15 @@ def train_fault(folder: Path, reference: Path, name: str, fault: Fault) -> Outco
     config = tiny_config(folder, name)
     run_dir = folder / "runs" / name
     code = run_child(["train", "--config", str(config)], fault)
-    expected = (
-        128 + fault.signum
-        if isinstance(fault, SignalAtStep) and fault.signum != signal.SIGKILL
-        else -signal.SIGKILL
-    )
+    graceful = fault.signum != signal.SIGKILL
+    expected = 128 + fault.signum if graceful else -signal.SIGKILL
     if code != expected:
         return Outcome(name, False, f"exit code {code}, expected {expected}")
     problems = damaged_files(run_dir)
     if problems:
         return Outcome(name, False, "; ".join(problems))
     last = run_dir / "checkpoints" / "last.ckpt"
-    graceful = isinstance(fault, SignalAtStep) and fault.signum != signal.SIGKILL
-    if graceful and weights(last)[0] != getattr(fault, "step", None):
+    if isinstance(fault, SignalAtStep) and graceful and weights(last)[0] != fault.step:
         return Outcome(name, False, f"graceful stop: the checkpoint is of step {weights(last)[0]}")
     if last.is_file():
         code = run_child(["train", "--resume", str(run_dir)])
@@ -256,6 +282,197 @@ def metadata_table(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
     return path
+
+
+def image_table(folder: Path, table: Path, count: int = 24, side: int = 12) -> Path:
+    """``count`` small PNG files in ``folder`` and a table listing them (path, colour)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(count):
+        pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+        rows.append(
+            {
+                "path": str((folder / f"img{i}.png").relative_to(table.parent)),
+                "colour": ["red", "blue"][i % 2],
+            }
+        )
+    table.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(table, index=False)
+    return table
+
+
+def _children() -> list[int]:
+    """Process ids whose parent is this process (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if int(fields.get("PPid", "0")) == os.getpid():
+            found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return "\tZ" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1][:4]
+    except (OSError, IndexError):
+        return False
+
+
+@dataclass
+class KillWithWorkers(Fault):
+    """``SIGKILL`` to ``clinfonce prepare`` once its first chunk is decoded, its workers
+    running; their ids go to ``record``."""
+
+    record: Path
+
+    def install(self) -> None:
+        from clinfonce.data import prepared
+
+        original, record = prepared.wait, self.record
+
+        def wait(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            record.write_text(" ".join(map(str, _children())))
+            os.kill(os.getpid(), signal.SIGKILL)
+            return result
+
+        prepared.wait = wait
+
+
+@dataclass
+class FullDisk(Fault):
+    """Files can grow to ``limit`` bytes only (``RLIMIT_FSIZE``: a write past it fails as on a
+    full disk); the command's stderr goes to ``stderr``."""
+
+    limit: int
+    stderr: Path
+
+    def install(self) -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing
+        handle = open(self.stderr, "w", buffering=1)  # noqa: SIM115 - kept until the exit
+        os.dup2(handle.fileno(), 2)
+        sys.stderr = handle  # also where pytest had put its own capture
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, resource.RLIM_INFINITY))
+
+
+def one_line_error(stderr: Path, expect: str) -> str:
+    """Empty when ``stderr`` holds exactly one error line, containing ``expect``, and no
+    traceback; else what is wrong."""
+    text = stderr.read_text()
+    errors = [line for line in text.splitlines() if ": error: " in line]
+    if "Traceback" in text or len(errors) != 1 or expect not in errors[0]:
+        return f"not one clear line: {text[-600:]!r}"
+    return ""
+
+
+def full_disk_train_fault(folder: Path) -> Outcome:
+    """The disk fills while the first checkpoint is written: one line, nothing torn."""
+    name = "train, disk full while saving a checkpoint"
+    config = tiny_config(folder, "full")
+    stderr = folder / "stderr.txt"
+    code = run_child(["train", "--config", str(config)], FullDisk(400_000, stderr))
+    why = [f"exit code {code}, expected 1"] if code != 1 else []
+    why += [w for w in [one_line_error(stderr, "is the disk full?")] if w]
+    run_dir = folder / "runs" / "full"
+    why += damaged_files(run_dir) + [f"left {p}" for p in run_dir.rglob("*.tmp")]
+    return Outcome(name, not why, "; ".join(why))
+
+
+def full_disk_embed_fault(folder: Path, run_dir: Path) -> Outcome:
+    """The disk fills while ``embed`` replaces an earlier export: one line, and the earlier
+    ``embeddings.npy`` and ``index.csv`` both kept (once the index was new, the array old)."""
+    name = "embed, disk full while replacing an export"
+    out, stderr = folder / "out", folder / "stderr.txt"
+    command = ["embed", "--checkpoint", str(run_dir), "--out", str(out)]
+    assert run_child(command) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "index.csv").write_text((out / "index.csv").read_text().replace(",", ", "))
+    before["index.csv"] = (out / "index.csv").read_bytes()  # tell the old index from a new one
+    code = run_child(command, FullDisk(20_000, stderr))
+    why = [f"exit code {code}, expected 1"] if code != 1 else []
+    why += [w for w in [one_line_error(stderr, "is the disk full?")] if w]
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    why += ["the earlier export changed"] if after != before else []
+    return Outcome(name, not why, "; ".join(why))
+
+
+@dataclass
+class Bounded(Fault):
+    """At most ``seconds`` (then ``SIGALRM`` kills) and 1 GiB more memory than at the start
+    (then allocations fail); stderr goes to ``stderr``."""
+
+    seconds: int
+    stderr: Path
+
+    def install(self) -> None:
+        import resource
+
+        size = int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))
+        FullDisk(2**40, self.stderr).install()
+        signal.alarm(self.seconds)
+
+
+def alias_bomb_fault(folder: Path) -> Outcome:
+    """A config of nested YAML aliases standing for 10^9 values: refused in one line (once
+    memory grew without bound)."""
+    name = "train, YAML alias bomb in the config"
+    levels = ["&x0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"&x{n} [{', '.join([f'*x{n - 1}'] * 10)}]" for n in range(1, 9)]
+    values = {**TINY, "clusters": {"builder": "attributes", "params": {"columns": "BOMB"}}}
+    text = yaml.safe_dump(values, sort_keys=False).replace("BOMB", f"[{', '.join(levels)}]")
+    config = folder / "bomb.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    config.write_text(text)
+    stderr = folder / "stderr.txt"
+    code = run_child(["train", "--config", str(config)], Bounded(30, stderr))
+    why = [f"exit code {code}, expected 1"] if code != 1 else []
+    why += [w for w in [one_line_error(stderr, "an alias bomb?")] if w]
+    return Outcome(name, not why, "; ".join(why))
+
+
+@dataclass
+class Deadline(Fault):
+    """``SIGALRM`` (which kills) after ``seconds``: a command that hangs fails instead."""
+
+    seconds: int
+
+    def install(self) -> None:
+        signal.alarm(self.seconds)
+
+
+def prepare_fault(folder: Path) -> Outcome:
+    """``kill -9`` of ``clinfonce prepare`` with 2 workers: the workers must end with it and
+    a rerun must finish (once, orphans held the lock and the rerun waited forever)."""
+    name = "prepare, kill -9 with 2 workers running"
+    table = image_table(folder / "images", folder / "meta.csv", count=200, side=24)
+    record = folder / "workers.txt"
+    command = ["prepare", str(table), "--size", "16", "--workers", "2"]
+    code = run_child(command, KillWithWorkers(record))
+    if code != -signal.SIGKILL:
+        return Outcome(name, False, f"exit code {code}, expected -9")
+    workers = [int(pid) for pid in record.read_text().split()]
+    for _ in range(50):
+        if not any(map(_alive, workers)):
+            break
+        time.sleep(0.1)
+    orphans = [pid for pid in workers if _alive(pid)]
+    code = run_child(command, Deadline(60))
+    for pid in orphans:  # the harness's own children: end them so nothing is left behind
+        os.kill(pid, signal.SIGKILL)
+    why = [f"{len(orphans)} worker(s) outlived the killed command"] if orphans else []
+    why += [f"rerun exit code {code} (-14: still waiting after 60 s)"] if code else []
+    return Outcome(name, not why, "; ".join(why))
 
 
 def clusters_fault(folder: Path, nth: int) -> Outcome:
@@ -344,6 +561,9 @@ def embed_fault(folder: Path, run_dir: Path, nth: int) -> Outcome:
     return Outcome(name, same and not problems, "; ".join(problems) or ("" if same else "differ"))
 
 
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGKILL)
+
+
 def training_faults(rng: np.random.Generator, count: int) -> list[tuple[str, Fault]]:
     """``count`` training faults of each kind at seeded random points."""
     faults: list[tuple[str, Fault]] = []
@@ -353,6 +573,12 @@ def training_faults(rng: np.random.Generator, count: int) -> list[tuple[str, Fau
         faults.append((f"train, SIGINT after step {step}", SignalAtStep(step, signal.SIGINT)))
     for step in rng.choice(np.arange(1, TINY_STEPS), size=count, replace=False).tolist():
         faults.append((f"train, kill -9 after step {step}", SignalAtStep(step, signal.SIGKILL)))
+    # Epoch boundaries: the end of epoch 1 or 2, in its checkpoint save or kNN monitor.
+    kinds = [(e, w, n) for e in (1, 2) for w in ("checkpoint", "monitor") for n in _SIGNALS]
+    for i in rng.choice(len(kinds), size=count, replace=False).tolist():
+        epoch, where, signum = kinds[i]
+        label = f"train, {signal.Signals(signum).name} in the {where} at the end of epoch {epoch}"
+        faults.append((label, SignalInEpochEnd(epoch, where, signum)))
     # Saves: every 2 steps and every epoch end (about 8 in a TINY run).
     for nth in rng.choice(np.arange(1, 8), size=count, replace=False).tolist():
         faults.append((f"train, kill -9 inside checkpoint save {nth}", KillInTorchSave(nth)))
@@ -385,4 +611,8 @@ def run_all(
         experiment_reference = experiment_reference or work / "reference"
     for nth in rng.choice([1, 2, 3], size=min(count, 3), replace=False).tolist():
         record(embed_fault(folder / "embed", reference, nth))
+    record(prepare_fault(folder / "prepare"))
+    record(full_disk_train_fault(folder / "full-disk-train"))
+    record(alias_bomb_fault(folder / "alias-bomb"))
+    record(full_disk_embed_fault(folder / "full-disk-embed", reference))
     return outcomes

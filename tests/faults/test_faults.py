@@ -1,9 +1,11 @@
 """Fault injection and bad inputs through the command line (see fault_harness.py and
 bad_inputs.py; ``python tests/faults/summary.py`` runs more kill points and prints counts).
 
-CI runs one kill point per kind of fault: SIGTERM, SIGINT and kill -9 during training, kill
--9 inside a checkpoint save, kill -9 half-way through writing a cluster assignment, an
-experiment interrupted while a cell trains, kill -9 while embeddings are written.
+CI runs one kill point per kind of fault: SIGTERM, SIGINT and kill -9 during training and
+at an epoch's end (in its checkpoint save, in the kNN monitor), kill -9 inside a checkpoint
+save, kill -9 half-way through writing a cluster assignment, an
+experiment interrupted while a cell trains, kill -9 while embeddings are written, kill -9
+of ``prepare`` with its workers running.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ from bad_inputs import CASES, Case, Workspace, run_case
 from fault_harness import (
     KillInTorchSave,
     SignalAtStep,
+    SignalInEpochEnd,
+    alias_bomb_fault,
     clusters_fault,
     embed_fault,
     experiment_fault,
+    full_disk_embed_fault,
+    full_disk_train_fault,
+    prepare_fault,
     train_fault,
     train_reference,
 )
@@ -39,6 +46,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("sigint", SignalAtStep(3, signal.SIGINT)),  # Ctrl-C at an epoch end
         ("kill", SignalAtStep(7, signal.SIGKILL)),  # resumes from the step-6 checkpoint
         ("kill-in-save", KillInTorchSave(3)),
+        # Epoch boundaries: after the epoch's progress line, before its checkpoint (a kill
+        # there once left a run that every --resume crashed on), and in the kNN monitor.
+        ("kill-at-epoch-end", SignalInEpochEnd(2, "checkpoint", signal.SIGKILL)),
+        ("sigterm-at-epoch-end", SignalInEpochEnd(1, "checkpoint", signal.SIGTERM)),
+        ("sigint-in-monitor", SignalInEpochEnd(2, "monitor", signal.SIGINT)),
     ],
 )
 def test_training_survives(reference: Path, name: str, fault: object) -> None:
@@ -58,6 +70,26 @@ def test_experiment_cell_resumes_after_sigterm(tmp_path: Path) -> None:
 
 def test_embed_survives_kill_while_writing(reference: Path, tmp_path: Path) -> None:
     outcome = embed_fault(tmp_path, reference, 2)
+    assert outcome.survived, outcome.detail
+
+
+def test_prepare_leaves_no_orphans_and_no_stale_lock(tmp_path: Path) -> None:
+    outcome = prepare_fault(tmp_path)
+    assert outcome.survived, outcome.detail
+
+
+def test_full_disk_in_a_checkpoint_save_is_one_line(tmp_path: Path) -> None:
+    outcome = full_disk_train_fault(tmp_path)
+    assert outcome.survived, outcome.detail
+
+
+def test_full_disk_in_embed_keeps_the_earlier_export(reference: Path, tmp_path: Path) -> None:
+    outcome = full_disk_embed_fault(tmp_path, reference)
+    assert outcome.survived, outcome.detail
+
+
+def test_yaml_alias_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    outcome = alias_bomb_fault(tmp_path)
     assert outcome.survived, outcome.detail
 
 

@@ -114,9 +114,21 @@ def test_overwrite_does_not_delete_the_runs_own_inputs(tmp_path: Path) -> None:
             "output": {"dir": str(tmp_path), "name": "run", "overwrite": True},
         }
     )
-    with pytest.raises(ValueError, match=r"would delete .*my-clusters\.csv, an input of this run"):
+    with pytest.raises(ValueError, match=r"would delete .*my-clusters\.csv: this is an input"):
         claim_run_directory(config)
     assert (run_dir / "my-clusters.csv").is_file()
+
+
+def test_overwrite_does_not_delete_the_image_files_of_the_table(tmp_path: Path) -> None:
+    """`clinfonce run meta.csv --out imgs output.overwrite=true` once deleted every image."""
+    images = tmp_path / "imgs"
+    images.mkdir()
+    (images / "config.yaml").write_text("a run was here\n")
+    (images / "a.png").write_bytes(b"png")
+    config = config_from_dict({"output": {"dir": str(tmp_path), "name": "imgs", "overwrite": True}})
+    with pytest.raises(ValueError, match=r"would delete .*a\.png: this is an input of the run"):
+        claim_run_directory(config, inputs=[tmp_path / "meta.csv", images / "a.png"])
+    assert sorted(p.name for p in images.iterdir()) == ["a.png", "config.yaml"]
 
 
 def test_training_interrupted_message(tmp_path: Path) -> None:

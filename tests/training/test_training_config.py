@@ -74,7 +74,7 @@ def test_cross_field_checks() -> None:
         config_from_dict({"method": {"name": "clinfonce"}})
     with pytest.raises(ValueError, match="supcon needs labels"):
         config_from_dict({"method": {"name": "supcon"}, "data": {"label_column": None}})
-    with pytest.raises(ValueError, match=r"optim\.lr must be > 0"):
+    with pytest.raises(ValueError, match=r"optim\.lr must be a finite number > 0"):
         config_from_dict({"method": {"name": "simclr"}, "optim": {"lr": 0}})
 
 

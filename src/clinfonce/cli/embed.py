@@ -127,7 +127,6 @@ def run(args: argparse.Namespace) -> int:
     """Load the checkpoint, embed, print where the files went."""
     from clinfonce.runs.embed import embed_run
 
-    check_embed_outputs(args)
     loaded = load_checkpoint(args, args.checkpoint)
     if args.table is not None:
         from clinfonce.runs.encoder import with_table
@@ -140,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             channels=int(module.mean.shape[1]),
             size=int(module.image_size),
         )
+    check_embed_outputs(args, loaded.config.to_dict())
     log = progress_log(args)
     config = loaded.config
     log(f"checkpoint {loaded.checkpoint} ({config.method.name}, {config.model.encoder})")
@@ -164,15 +164,20 @@ def run(args: argparse.Namespace) -> int:
 INDEX_HEADER = "row,id,label,split"
 
 
-def check_embed_outputs(args: argparse.Namespace) -> None:
-    """The files ``embed`` writes in ``--out`` must not be inputs, nor foreign files (an
-    earlier export, even one cut short, is recognised by its sidecar or index and replaced)."""
+def check_embed_outputs(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    """The files ``embed`` writes in ``--out`` must not be inputs (the checkpoint, the
+    config, the files its data and clusters sections name), nor foreign files (an earlier
+    export, even one cut short, is recognised by its sidecar or index and replaced)."""
     from clinfonce.outputs import check_output_file, existing_paths
 
     folder = Path(args.out)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--out {folder} is a file; give a folder")
-    inputs = list(existing_paths([args.checkpoint, args.config, args.table]))
+    inputs = list(
+        existing_paths(
+            [args.checkpoint, args.config, args.table, config["data"], config["clusters"]]
+        )
+    )
     index = folder / "index.csv"
     ours = (folder / "embeddings.json").is_file() or (
         index.is_file() and index.read_text(errors="replace").startswith(INDEX_HEADER)

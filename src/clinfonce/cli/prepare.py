@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from clinfonce.cli.clusters.options import ENCODING_HELP
+
 EPILOG = """Each image is decoded once (JPEGs at a reduced scale where that loses nothing), its
 shorter side resized to SIZE and the centre square cropped, and written into a uint8 array
 that training memory-maps and augments on the device. Rows whose file keeps its path, size
@@ -53,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="error",
         help="missing or unreadable images: stop (error) or leave them out with a warning",
     )
+    parser.add_argument("--encoding", default="utf-8", help=ENCODING_HELP)
     parser.set_defaults(func=run)
 
 
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         missing=args.missing,
         prepare=True,
         prepare_dir=args.out,
+        encoding=args.encoding,
     )
     prepared = prepare_source_array(source, args.size, workers=args.workers)
     print(

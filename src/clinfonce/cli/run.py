@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from clinfonce.cli.clusters.options import ENCODING_HELP
+
 EPILOG = """examples:
   clinfonce run meta.csv --aux colour,material          # cluster by the joint value
   clinfonce run meta.csv --aux auto --compare simclr    # let `clusters suggest` pick
@@ -161,6 +163,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="MIB",
         help="keep decoded images in memory up to this size (default 2048 MiB)",
     )
+    data.add_argument("--encoding", help=f"{ENCODING_HELP}; also data.options.encoding=...")
     parser.set_defaults(func=run)
 
 
@@ -199,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         encoder=args.encoder,
         weights=args.weights,
+        encoding=args.encoding,
     )
     result = run_table(options, log=lambda line: print(line, flush=True))
     print(f"run directory: {result.run_dir}")

@@ -45,7 +45,9 @@ def _kind(path: Path) -> str:
     return kinds[suffix]
 
 
-def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike[str], encoding: str = "utf-8", encoding_option: str = "--encoding "
+) -> pd.DataFrame:
     """Read a metadata table (one row per sample) chosen by suffix.
 
     In CSV and TSV only an empty cell is missing: strings such as ``NA``, ``null`` or
@@ -58,6 +60,10 @@ def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.Data
     counts) is recognised: the count row is removed (with a warning when the data has more
     distinct values than it states; fewer is normal, e.g. a class absent from val) and the
     index becomes the column ``source_index``.
+
+    An undecodable byte is reported with the setting that names the encoding,
+    ``encoding_option`` followed by a codec (``--encoding latin-1`` for a command's option,
+    ``data.options.encoding=latin-1`` for a config's).
 
     Raises:
         FileNotFoundError: no such file.
@@ -90,7 +96,7 @@ def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.Data
         else:
             table = pd.read_json(path, lines=True, encoding=encoding)
     except UnicodeDecodeError as exc:
-        raise ValueError(_decode_error(path, encoding, exc)) from None
+        raise ValueError(_decode_error(path, encoding, exc, encoding_option)) from None
     except LookupError:
         raise ValueError(
             f"unknown text encoding {encoding!r}; use a Python codec name such as utf-8, "
@@ -105,7 +111,7 @@ def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.Data
     return table
 
 
-def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
+def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError, option: str) -> str:
     """Where an undecodable byte is (line and column) and what to do about it.
 
     The reader's own error counts from the start of a chunk, so the file is decoded again
@@ -124,7 +130,7 @@ def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
             place, byte = f", line {line} column {column}", data[start : start + 1].hex()
     return (
         f"{path}{place}: byte 0x{byte} is not valid {encoding}; pass the file's encoding "
-        "(e.g. --encoding latin-1 or cp1252) or save the file as UTF-8"
+        f"(e.g. {option}latin-1 or cp1252) or save the file as UTF-8"
     )
 
 

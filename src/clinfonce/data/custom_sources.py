@@ -12,14 +12,18 @@ import pandas as pd
 from clinfonce.data.images import decode_resized, report_bad_rows
 from clinfonce.data.prepared_sources import prepare_request
 from clinfonce.data.sources import ImageSource, register_source
+from clinfonce.outputs import is_file
 from clinfonce.paths import PathOption
 
 
-def read_metadata(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
-    """Read a metadata table with the stage-1 reader (CSV/TSV/Parquet/JSONL by suffix)."""
+def read_metadata(
+    path: str | Path, encoding: str = "utf-8", encoding_option: str = "--encoding "
+) -> pd.DataFrame:
+    """Read a metadata table with the stage-1 reader (CSV/TSV/Parquet/JSONL by suffix;
+    ``encoding_option`` as :func:`~clinfonce.clusters.tables.read_table`'s)."""
     from clinfonce.clusters import read_table
 
-    return read_table(path, encoding)
+    return read_table(path, encoding, encoding_option)
 
 
 @register_source("table")
@@ -66,7 +70,7 @@ def load_table_source(
     request = prepare_request(prepare, prepare_dir, table, missing)
     if request is not None and cache:
         raise ValueError("set data.options.prepare or data.options.cache, not both")
-    frame = read_metadata(table, encoding)
+    frame = read_metadata(table, encoding, "data.options.encoding=")
     if path_column not in frame.columns:
         raise ValueError(
             f"{table}: no image path column {path_column!r} (columns: "
@@ -74,10 +78,12 @@ def load_table_source(
         )
     root = Path(image_root) if image_root is not None else Path(table).parent
     paths = [root / str(p) for p in frame[path_column]]
-    keep = np.array([p.is_file() for p in paths])
+    keep = np.array([is_file(p) for p in paths])
     report_bad_rows(~keep, paths, table, missing, "missing")
+    inputs = [Path(table), *paths]  # every listed file, kept or not, is the user's
     paths = [p for p, k in zip(paths, keep, strict=True) if k]
     frame = frame[keep].reset_index(drop=True)
+    table_rows = np.flatnonzero(keep)
     if "id" not in frame.columns:
         frame["id"] = frame[path_column].astype(str)
     description = f"{len(frame)} images listed in {table} under {root}"
@@ -89,6 +95,8 @@ def load_table_source(
             channels=channels,
             description=description,
             prepare=request,
+            inputs=inputs,
+            table_rows=table_rows,
         )
     if cache_size is None:
         raise ValueError("data.options.cache_size is required with data.options.cache=true")
@@ -96,7 +104,13 @@ def load_table_source(
     report_bad_rows(~ok, paths, table, missing, "unreadable")
     frame = frame[ok].reset_index(drop=True)
     return ImageSource(
-        "table", frame, images=images[ok], channels=channels, description=description
+        "table",
+        frame,
+        images=images[ok],
+        channels=channels,
+        description=description,
+        inputs=inputs,
+        table_rows=table_rows[ok],
     )
 
 
@@ -154,6 +168,7 @@ def load_array_source(arrays: PathOption, table: PathOption | None = None) -> Im
         images=images,
         channels=images.shape[1],
         description=f"{len(images)} images from {path}",
+        inputs=[path, *([Path(table)] if table is not None else [])],
     )
 
 

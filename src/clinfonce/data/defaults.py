@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinfonce.outputs import is_file
+
 #: Images read to measure size and colour (evenly spaced over the table).
 PROBE_IMAGES = 256
 #: The inferred model input side never exceeds this (larger images are resized down).
@@ -105,7 +107,7 @@ def detect_columns(
             values = frame[column].dropna().astype(str).head(20)
             if values.empty or frame[column].dtype.kind in "iufb":
                 continue
-            if np.mean([(image_root / v).is_file() for v in values]) >= 0.5:
+            if np.mean([is_file(image_root / v) for v in values]) >= 0.5:
                 found_path = str(column)
                 break
     if found_path is None:

@@ -60,7 +60,7 @@ def open_image(
         with Image.open(path) as image:
             if min_side is not None:
                 image.draft(mode, (min_side, min_side))
-            converted: Image.Image = image.convert(mode)
+            converted: Image.Image = eight_bit(image).convert(mode)
             return converted
     except (OSError, ValueError) as exc:  # missing, truncated or not an image
         raise ValueError(
@@ -68,6 +68,43 @@ def open_image(
             "data.options.missing=skip (with data.options.cache or data.options.prepare) to drop "
             "unreadable rows"
         ) from exc
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """A one-channel image of more than 8 bits per pixel brought to 8 bits by its real range.
+
+    Pillow's own conversion clips such pixels to 0-255: a 16-bit PNG comes out nearly
+    white, a float TIFF of values in [0, 1] black. Here 16-bit pixels are scaled from
+    0-65535 (32-bit integers too, when they fit 16 bits), float pixels from [0, 1] (or
+    taken as they are when they lie in [0, 255]); other images pass unchanged.
+
+    Raises:
+        ValueError: pixels outside those ranges (or not finite), which no scale fits.
+
+    Examples:
+        >>> from PIL import Image
+        >>> sixteen = Image.fromarray(np.full((2, 2), 65535, dtype=np.uint16))
+        >>> np.asarray(eight_bit(sixteen)).max()
+        np.uint8(255)
+    """
+    from PIL import Image
+
+    if not image.mode.startswith(("I", "F")):
+        return image
+    pixels = np.asarray(image).astype(np.float64)
+    low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+    if image.mode.startswith("I") and low >= 0 and high <= 65535:
+        scale = 255 / 65535
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scale = 255.0
+    elif image.mode == "F" and low >= 0 and high <= 255:
+        scale = 1.0
+    else:
+        raise ValueError(
+            f"{image.mode} pixels from {low:g} to {high:g} fit no 8-bit scale (16-bit: "
+            "0-65535, float: 0-1 or 0-255); save the image as 8- or 16-bit"
+        )
+    return Image.fromarray(np.rint(pixels * scale).astype(np.uint8))
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:

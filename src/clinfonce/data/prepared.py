@@ -23,31 +23,28 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 
 from clinfonce.data.images import decode_resized
-from clinfonce.outputs import atomic_write
-
-fcntl: ModuleType | None
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
+from clinfonce.outputs import atomic_write, process_lock
 
 PENDING, DONE, UNREADABLE = 0, 1, 2
 ARRAY_FILE, INDEX_FILE, TABLE_FILE = "images.npy", "index.parquet", "table.csv"
 LOCK_FILE = ".lock"
 _CHUNK = 64  # images per parallel task: small enough for a smooth progress bar
 _SAVE_EVERY_S = 2.0  # index writes while decoding (each one makes finished rows durable)
+_THREADS = threading.Lock()  # prepares of this process, one at a time
 
 
 class PreparedCacheError(ValueError):
@@ -144,16 +141,22 @@ def prepare_array(
 def _exclusive(folder: Path) -> Iterator[None]:
     """Hold the entry's lock: processes preparing the same entry at once (the processes of
     a multi-GPU run, two runs on one dataset) take turns, and the later ones reuse the rows
-    the first one decoded instead of laying out the array under its feet."""
-    if fcntl is None:  # no advisory locks on this platform
+    the first one decoded instead of laying out the array under its feet. The lock goes
+    with its process (see :func:`~clinfonce.outputs.process_lock`): a killed prepare leaves
+    none behind, and a process that has to wait says for whom. Threads of one process,
+    which such a lock does not tell apart, take turns on a thread lock.
+    """
+
+    def waiting(holder: str) -> None:
+        print(
+            f"waiting for {holder}, which is preparing {folder} (its rows are reused once it "
+            "is done)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with _THREADS, process_lock(folder / LOCK_FILE, waiting):
         yield
-        return
-    with open(folder / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def file_keys(paths: Sequence[Path]) -> pd.DataFrame:
@@ -276,7 +279,7 @@ def _decode_pending(
             for task in tasks:
                 finished(task[1], _decode_rows(*task))
         else:
-            pool = ProcessPoolExecutor(workers, initializer=_one_thread)
+            pool = ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(os.getpid(),))
             try:
                 running: dict[Future[list[int]], np.ndarray] = {
                     pool.submit(_decode_rows, *task): task[1] for task in tasks
@@ -309,10 +312,19 @@ def _decode_rows(
     return result
 
 
-def _one_thread() -> None:
+def _worker_start(parent: int) -> None:
+    """A decoding worker: one thread (parallelism comes from the processes), and on Linux
+    killed with its parent, so a ``kill -9`` of ``clinfonce prepare`` leaves no orphans."""
     import torch
 
-    torch.set_num_threads(1)  # parallelism comes from the processes
+    torch.set_num_threads(1)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _save_index(folder: Path, keys: pd.DataFrame, status: np.ndarray) -> None:

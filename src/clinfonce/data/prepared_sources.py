@@ -88,15 +88,18 @@ def prepared_source(source: ImageSource, size: int) -> ImageSource:
         warnings.warn(f"{exc}; training goes on reading the image files", stacklevel=2)
         return source
     ok = prepared.status == DONE
-    images, table = prepared.images, source.table
+    images, table, rows = prepared.images, source.table, source.table_rows
     if not ok.all():
         images, table = np.ascontiguousarray(images[ok]), table[ok]
+        rows = rows[ok] if rows is not None else None
     return ImageSource(
         source.name,
         table,
         images=images,
         channels=source.channels,
         description=f"{source.description}, prepared at {size} px in {prepared.folder}",
+        inputs=source.inputs,
+        table_rows=rows,
     )
 
 

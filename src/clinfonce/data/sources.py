@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,10 @@ class ImageSource:
         prepare: for files, how to turn them into a prepared array once the training
             resolution is known (:func:`clinfonce.data.prepared_sources.prepared_source`),
             or ``None`` to read the files while training.
+        inputs: the user's files the source was read from (the table, the image files),
+            which no output of a run may delete or replace.
+        table_rows: the row of the metadata file each sample comes from (rows with missing
+            or unreadable images are dropped, so it may skip numbers); default ``0..N-1``.
     """
 
     name: str
@@ -48,6 +52,8 @@ class ImageSource:
     channels: int = 3
     description: str = ""
     prepare: PrepareRequest | None = None
+    inputs: list[Path] = field(default_factory=list)
+    table_rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if (self.images is None) == (self.paths is None):
@@ -59,6 +65,10 @@ class ImageSource:
                 "row i of the table must describe image i"
             )
         self.table = self.table.reset_index(drop=True)
+        if self.table_rows is None:
+            self.table_rows = np.arange(len(self.table))
+        elif len(self.table_rows) != len(self.table):
+            raise ValueError(f"source {self.name!r}: {len(self.table_rows)} table rows given")
 
     @property
     def in_memory(self) -> bool:

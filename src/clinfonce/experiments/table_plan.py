@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinfonce.binder import apply_overrides
 from clinfonce.clusters.assess import INFORMATION_NOTE, Assessment, Candidate, assess
 from clinfonce.clusters.suggest import METHOD_RULE, Suggestion, default_method, suggest
 from clinfonce.data.custom_sources import read_metadata
@@ -32,6 +33,7 @@ from clinfonce.data.defaults import (
 )
 from clinfonce.data.sources import ImageSource, load_source
 from clinfonce.experiments.table_backbone import backbone_for_table
+from clinfonce.outputs import is_file
 from clinfonce.training.config import ExperimentConfig, config_from_dict
 
 Log = Callable[[str], None]
@@ -77,6 +79,8 @@ class TableRunOptions:
         encoder: ``model.encoder`` (default: chosen from the images and the machine,
             :func:`~clinfonce.experiments.table_backbone.choose_backbone`).
         weights: ``model.weights`` (default: as ``encoder``).
+        encoding: text encoding of the table (default: a ``data.options.encoding=``
+            override, else UTF-8).
     """
 
     table: str
@@ -106,6 +110,7 @@ class TableRunOptions:
     seed: int = 0
     encoder: str | None = None
     weights: str | None = None
+    encoding: str | None = None
 
 
 @dataclass
@@ -282,7 +287,8 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         raise FileNotFoundError(f"table {options.table} not found")
     if options.out:
         _refuse_taken_out(Path(options.out).absolute(), options.overrides)
-    frame = read_metadata(table)
+    encoding = options.encoding or _encoding_override(options.overrides)
+    frame = read_metadata(table, encoding)
     root = Path(options.image_root).absolute() if options.image_root else table.parent
     columns = detect_columns(
         frame,
@@ -293,7 +299,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         split=options.split_column,
     )
     paths = [root / str(p) for p in frame[columns.path]]
-    exists = np.array([p.is_file() for p in paths], dtype=bool)
+    exists = np.array([is_file(p) for p in paths], dtype=bool)
     probe = probe_images([p for p, ok in zip(paths, exists, strict=True) if ok])
     if probe.median_side == 0:
         raise ValueError(f"{table}: none of the {len(paths)} listed images could be read")
@@ -306,6 +312,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         "path_column": columns.path,
         "channels": probe.channels,
         "missing": "skip",
+        "encoding": encoding,
         **storage,
     }
     with warnings.catch_warnings():  # the dropped rows are counted in the summary instead
@@ -315,6 +322,9 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     unreadable = int(exists.sum()) - kept
     dropped = [f"{int((~exists).sum())} missing file(s)"] if (~exists).any() else []
     dropped += [f"{unreadable} unreadable image(s)"] if unreadable else []
+    # Named, so a wrong path (one escaping the image folder, say) can be found.
+    lost = np.setdiff1d(np.arange(len(frame)), np.asarray(source.table_rows))[:3]
+    examples = "; e.g. " + ", ".join(f"row {r}: {paths[r]}" for r in lost) if dropped else ""
     split_column = columns.split or "split"
     in_train = (
         source.table[split_column].astype(str) == "train"
@@ -409,7 +419,12 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         f"{columns.id or '(the path)'!r}, label {columns.label or '(none)'!r}, split "
         f"{columns.split or '(none: all rows train)'!r})",
         f"rows: {kept} kept, "
-        + (f"{len(frame) - kept} dropped ({', '.join(dropped)})" if dropped else "none dropped"),
+        + (
+            f"{len(frame) - kept} dropped ({', '.join(dropped)}){examples}"
+            if dropped
+            else "none dropped"
+        )
+        + _unused_splits(source.table, columns.split, config),
         f"images: median side {probe.median_side} px (of {probe.sampled} read) -> input "
         f"{config.data.image_size} px, "
         + ("grayscale, 1 channel" if probe.channels == 1 else "colour, 3 channels")
@@ -489,6 +504,29 @@ def _warnings(
         "samples the labels tell apart: expect no gain over SimCLR (check with --compare "
         "simclr), and a loss with pure Cl-InfoNCE (--method clinfonce)"
     ]
+
+
+def _encoding_override(overrides: Sequence[str]) -> str:
+    """The table's encoding from a ``data.options.encoding=...`` override (else UTF-8): the
+    table is read before the config those overrides change is made."""
+    values = apply_overrides({}, [o for o in overrides if o.startswith("data.options.encoding=")])
+    return str(values.get("data", {}).get("options", {}).get("encoding", "utf-8"))
+
+
+def _unused_splits(table: pd.DataFrame, column: str | None, config: ExperimentConfig) -> str:
+    """The summary's note on kept rows of a split neither trained on nor evaluated."""
+    used = [config.data.train_split, config.monitor.split]
+    if column is None:
+        return ""
+    values = table[column].astype(str)
+    other = values[~values.isin(used)]
+    if other.empty:
+        return ""
+    names = ", ".join(sorted(set(other))[:5])
+    return (
+        f"; {len(other)} of them in split(s) {names}, which neither train ({used[0]}) nor "
+        f"evaluate ({used[1]}): unused"
+    )
 
 
 def _metrics_text(assessment: Assessment | None) -> str:

@@ -3,6 +3,7 @@ the accuracies of every evaluated encoder, and the plots."""
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -223,11 +224,11 @@ def write_report(
 
     config = plan.config
     lines = [
-        f"# clinfonce run: {Path(config.data.options['table']).name}",
+        f"# clinfonce run: {_text(Path(config.data.options['table']).name)}",
         "",
         "## Data and settings",
         "",
-        *[f"- {line}" for line in plan.summary],
+        *[f"- {_text(line)}" for line in plan.summary],
         "",
         f"Reproduce the training with `clinfonce train --config {run_dir / 'config.yaml'}` "
         "(set output.name or output.overwrite=true to train it again).",
@@ -238,7 +239,7 @@ def write_report(
             "## Cluster sources considered (--aux auto)",
             "",
             suggestion_markdown(plan.suggestion),
-            f"Recommendation: {plan.suggestion.reason}",
+            f"Recommendation: {_text(plan.suggestion.reason)}",
             "",
         ]
     sizes = _cluster_sizes_plot(plan, run_dir / "cluster-sizes.png")
@@ -290,3 +291,14 @@ def write_report(
     report = run_dir / "report.md"
     report.write_text("\n".join(lines))
     return report
+
+
+def _text(value: str) -> str:
+    """Text from the user's table (column names, file names) as Markdown shows it: ``<b>``
+    in a column name is shown, not rendered as HTML.
+
+    Examples:
+        >>> _text("<b>colour</b> & size")
+        '&lt;b&gt;colour&lt;/b&gt; &amp; size'
+    """
+    return html.escape(value, quote=False)

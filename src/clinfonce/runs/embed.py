@@ -15,7 +15,7 @@ import torch
 from clinfonce.data.sources import ImageSource
 from clinfonce.data.splits import split_mask
 from clinfonce.evaluation.features import extract_features, use_tf32_matmul
-from clinfonce.outputs import atomic_write
+from clinfonce.outputs import atomic_write, atomic_write_all, refuse_input_outputs
 from clinfonce.runs.evaluate import Log, evaluation_data
 from clinfonce.runs.load import LoadedRun
 
@@ -100,15 +100,18 @@ def embed_run(
         labels = names[prepared.labels[rows]]  # code -1 (unknown) picks the trailing ""
     else:
         labels = np.full(len(rows), "", dtype=object)
+    table_rows = prepared.source.table_rows
     index = pd.DataFrame(
         {
-            "row": rows,
+            "row": table_rows[rows] if table_rows is not None else rows,
             "id": table[config.data.id_column].iloc[rows].astype(str).to_numpy(),
             "label": labels,
             "split": split[rows],
         }
     )
     folder = Path(out_dir)
+    outputs = [folder / name for name in ("index.csv", "embeddings.npy", "embeddings.json")]
+    refuse_input_outputs(outputs, prepared.source.inputs, "--out")
     folder.mkdir(parents=True, exist_ok=True)
     array = features.cpu().numpy().astype(np.float32)
 
@@ -116,10 +119,14 @@ def embed_run(
         with open(temp, "wb") as file:  # a file object: np.save would append ".npy" to a path
             np.save(file, array)
 
-    # Each file is replaced whole: the index first (it marks the folder as an export, see
-    # ``clinfonce embed --force``), the sidecar last (it is there once the others are).
-    atomic_write(folder / "index.csv", lambda temp: index.to_csv(temp, index=False))
-    atomic_write(folder / "embeddings.npy", save_array)
+    # Index and array are replaced together (both written before either is renamed, so a
+    # full disk leaves the old pair), the sidecar last (it is there once the others are).
+    atomic_write_all(
+        [
+            (folder / "index.csv", lambda temp: index.to_csv(temp, index=False)),
+            (folder / "embeddings.npy", save_array),
+        ]
+    )
     sidecar = {
         "embeddings": str(folder / "embeddings.npy"),
         "index": str(folder / "index.csv"),

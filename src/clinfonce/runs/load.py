@@ -19,7 +19,7 @@ import torch
 
 from clinfonce.training.base import EncoderModule
 from clinfonce.training.build import module_from_checkpoint
-from clinfonce.training.checkpointing import checkpoint_run_id, read_checkpoint, read_run_id
+from clinfonce.training.checkpointing import check_same_run, read_checkpoint
 from clinfonce.training.config import ExperimentConfig, config_from_dict, load_config
 from clinfonce.training.run_directory import (
     checkpoint_run_dir,
@@ -52,13 +52,13 @@ def check_run_id(loaded: dict[str, Any], checkpoint: Path, run_dir: Path) -> Non
     a different id means the checkpoint is stale (left from an earlier run) and the
     directory's ``config.yaml`` does not describe it. Runs from before run ids pass.
     """
-    expected, found = read_run_id(run_dir), checkpoint_run_id(loaded)
-    if expected is not None and found is not None and expected != found:
-        raise ValueError(
-            f"{checkpoint} was written by run {found}, but {run_dir} now holds run {expected}: "
-            "the checkpoint is stale and its config is gone; delete it, or pass --config with "
-            "the config it was trained with"
-        )
+    check_same_run(
+        loaded,
+        checkpoint,
+        run_dir,
+        "the checkpoint is stale and its config is gone; delete it, or pass --config with the "
+        "config it was trained with",
+    )
 
 
 def load_module(checkpoint: str | Path, *, device: torch.device | str = "cpu") -> EncoderModule:

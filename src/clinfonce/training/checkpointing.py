@@ -16,12 +16,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -66,7 +67,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """Write ``checkpoint`` to ``path``; readers see the old file or the whole new one."""
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
-        atomic_write(path, lambda temp: torch.save(checkpoint, temp))
+
+        def save(temp: Path) -> None:
+            try:
+                torch.save(checkpoint, temp)
+            except RuntimeError as exc:  # torch's writer reports a full disk this way
+                raise OSError(str(exc).strip()) from exc
+
+        atomic_write(path, save)
 
 
 def new_run_id() -> str:
@@ -105,10 +113,17 @@ class LastCheckpoint(Checkpoint):
         batches: the training loader's batch sampler; a resumed run tells it how many
             batches of the interrupted epoch to skip.
         run_id: written into every checkpoint of the run (see :func:`checkpoint_run_id`).
+        training_rows: what the run trains on (:func:`rows_fingerprint`); a resume whose
+            rows differ is refused.
     """
 
     def __init__(
-        self, path: Path, every_n_steps: int, batches: DistributedBatchSampler, run_id: str
+        self,
+        path: Path,
+        every_n_steps: int,
+        batches: DistributedBatchSampler,
+        run_id: str,
+        training_rows: str = "",
     ) -> None:
         self.path, self.every_n_steps, self.batches, self.run_id = (
             path,
@@ -116,6 +131,7 @@ class LastCheckpoint(Checkpoint):
             batches,
             run_id,
         )
+        self.training_rows = training_rows
         self._epoch_batches = 0  # batches of the current epoch trained when last saved
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -176,17 +192,54 @@ class LastCheckpoint(Checkpoint):
 
     def state_dict(self) -> dict[str, Any]:
         """How many batches of the epoch in progress the checkpoint has trained on."""
-        return {"epoch_batches": self._epoch_batches}
+        return {"epoch_batches": self._epoch_batches, "training_rows": self.training_rows}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """On resume, skip the batches of the interrupted epoch that were trained already."""
+        """On resume, skip the batches of the interrupted epoch that were trained already.
+
+        Raises:
+            ValueError: the training rows are not those the run started with (rows of the
+                table, or their images, went missing): the data order would not continue.
+        """
+        then = str(state_dict.get("training_rows", ""))
+        if then and self.training_rows and then != self.training_rows:
+            raise ValueError(
+                f"the training data changed since the run started ({then} then, "
+                f"{self.training_rows} now): a resumed run must see the same rows to continue "
+                "exactly; restore the table and its images, or start a new run"
+            )
         self.batches.skip_next(int(state_dict.get("epoch_batches", 0)))
+
+
+def rows_fingerprint(ids: Sequence[str]) -> str:
+    """A short description of the training rows: their count and a digest of their ids.
+
+    Examples:
+        >>> rows_fingerprint(["a", "b"])
+        '2 rows, ids 59b271ae1bbc'
+    """
+    digest = hashlib.sha256("\0".join(ids).encode("utf-8")).hexdigest()[:12]
+    return f"{len(ids)} rows, ids {digest}"
 
 
 def checkpoint_run_id(checkpoint: dict[str, Any]) -> str | None:
     """The run id a loaded checkpoint was written by (``None`` before run ids)."""
     value = checkpoint.get(RUN_ID_KEY)
     return str(value) if value else None
+
+
+def check_same_run(loaded: dict[str, Any], checkpoint: Path, run_dir: Path, why: str) -> None:
+    """Refuse a loaded checkpoint written by another run than the one ``run_dir`` holds
+    (runs from before run ids pass); ``why`` says what that means and what to do.
+
+    Raises:
+        ValueError: the run ids differ.
+    """
+    found, owner = checkpoint_run_id(loaded), read_run_id(run_dir)
+    if found is not None and owner is not None and found != owner:
+        raise ValueError(
+            f"{checkpoint} was written by run {found}, but {run_dir} holds run {owner}: {why}"
+        )
 
 
 @contextmanager

@@ -47,6 +47,11 @@ class EpochLines(Callback):
 
     MAX_LINES = 20
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A run resumed from a checkpoint saved at an epoch's end finishes that epoch
+        # without starting it: its first epoch line then times from here.
+        self._start = time.perf_counter()
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 

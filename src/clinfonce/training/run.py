@@ -34,6 +34,7 @@ from clinfonce.training.checkpointing import (
     TrainingInterrupted,
     new_run_id,
     read_run_id,
+    rows_fingerprint,
     stop_gracefully,
 )
 from clinfonce.training.config import ExperimentConfig, with_absolute_paths
@@ -46,10 +47,13 @@ from clinfonce.training.loaders import train_loader
 from clinfonce.training.methods.contrastive import ContrastiveModule
 from clinfonce.training.methods.registry import find_method, objective_terms
 from clinfonce.training.monitor import KNN_METRIC, KNNMonitor
+from clinfonce.training.objective import ObjectiveTerm
 from clinfonce.training.progress import EpochLines
 from clinfonce.training.run_directory import (
     LAST_CHECKPOINT,
     RunFiles,
+    RunLock,
+    check_run_directory,
     claim_run_directory,
     requeued_slurm_job,
     resolve_resume,
@@ -137,12 +141,13 @@ def train(
         resume = run_directory(config)  # the job script's command, rerun after pre-emption
         print(f"requeued SLURM job: resuming {resume}", flush=True)
     if resume is not None:
-        run_dir, checkpoint = resolve_resume(resume)
+        run_dir, checkpoint = resolve_resume(resume, config)
         run_id = read_run_id(run_dir) or new_run_id()
     else:
-        # Under DDP every process gets here; only the first may empty the directory.
-        first = getattr(rank_zero_only, "rank", 0) == 0  # from the launcher's environment
-        run_dir = claim_run_directory(config, keep) if first else run_directory(config)
+        # Under DDP every process gets here; only the first checks and empties the directory.
+        if getattr(rank_zero_only, "rank", 0) == 0:  # from the launcher's environment
+            check_run_directory(config, keep)  # a refusal before the data loads
+        run_dir = run_directory(config)
         run_id = new_run_id()  # global rank zero's is the one written
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     monitor = config.monitor
@@ -154,11 +159,14 @@ def train(
         seed=config.train.seed,
         source=source,
     )
+    # Emptied once the files the data was read from are known (none of them may go).
+    if resume is None and getattr(rank_zero_only, "rank", 0) == 0:
+        claim_run_directory(config, keep, data.source.inputs)
     method = find_method(config.method.name)
     terms = objective_terms(config)  # resolved once, for the module and the callbacks
     module = method.build(config, data, terms)  # per-sample tables registered
     loader = train_loader(config, data)
-    warn_degenerate_objective(config, data)
+    warn_degenerate_objective(config, data, terms)
     memory_note = module.memory_summary() if isinstance(module, ContrastiveModule) else None
     if memory_note and getattr(rank_zero_only, "rank", 0) == 0:
         print(memory_note, flush=True)
@@ -171,6 +179,9 @@ def train(
             config.train.checkpoint_every_n_steps,
             loader.batch_sampler,
             run_id,
+            rows_fingerprint(
+                data.source.table[config.data.id_column].iloc[data.train_rows].astype(str).tolist()
+            ),
         ),
     ]
     knn = knn_monitor(config, data)
@@ -200,6 +211,7 @@ def train(
             TensorBoardLogger(run_dir / "logs", name="tensorboard"),
         ],
         callbacks=[
+            RunLock(run_dir),
             *all_callbacks,
             *method.callbacks(config, data, terms, run_dir),
             *([EpochLines()] if config.train.progress_bar and not bar else []),
@@ -255,15 +267,26 @@ def train(
     )
 
 
-def warn_degenerate_objective(config: ExperimentConfig, data: PreparedData) -> None:
+def warn_degenerate_objective(
+    config: ExperimentConfig, data: PreparedData, terms: Sequence[ObjectiveTerm]
+) -> None:
     """Warn when the contrastive objective cannot learn much, saying how badly.
 
-    Three cases train without error yet teach the encoder little: a batch of one sample
-    (no negatives), a single cluster (every sample a positive, no negatives), and clusters
+    Four cases train without error yet teach the encoder little: a batch of one sample
+    (no negatives), one view of each sample for a SimCLR term (whose only positives are the
+    other views), a single cluster (every sample a positive, no negatives), and clusters
     so fine that most anchors find no other sample of their cluster in the batch (the
     Cl-InfoNCE term is then empty for them).
     """
     batch = config.train.batch_size
+    instance = [t.name for t in terms if t.ids == "instance"]
+    if config.train.views == 1 and instance:
+        warnings.warn(
+            f"train.views=1: the {', '.join(instance)} term's positives are the other views of "
+            "the same image, and with one view there are none: it is 0 and teaches nothing; "
+            "use train.views=2",
+            stacklevel=2,
+        )
     if batch == 1:
         warnings.warn(
             "train.batch_size=1: each step sees one sample, with no negatives to contrast, so "

@@ -41,6 +41,9 @@ def non_negative(text: str) -> int:
     return value
 
 
+#: Help of ``--encoding``, which every command that reads a table takes.
+ENCODING_HELP = "text encoding of a CSV/TSV/JSONL table (default utf-8; e.g. latin-1)"
+
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("--builder", "how to cluster (see the list above); required"),
     Option(
@@ -51,7 +54,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("--id-column", "sample key written to the assignment (default: 'id', else 'path')"),
     Option("--split", "keep only rows whose split column equals this (e.g. train)"),
     Option("--split-column", "column holding the split (default: split)"),
-    Option("--encoding", "text encoding of a CSV/TSV/JSONL table (default utf-8; e.g. latin-1)"),
+    Option("--encoding", ENCODING_HELP),
     Option(
         "--no-ami",
         "skip the adjusted mutual information, whose cost grows with clusters x labels "

@@ -23,7 +23,12 @@ def metric_lines(metrics: dict[str, float]) -> list[str]:
             ("H(Z|T)", f"{metrics['h_z_given_t']:.4f} bits (lower: labels split less)"),
             ("H(T|Z)", f"{metrics['h_t_given_z']:.4f} bits"),
             ("I(Z;T)", f"{metrics['i_zt']:.4f} bits (higher: clusters tell more)"),
-            ("I(Z;T)/H(T)", f"{metrics['i_zt_over_h_t']:.3f}"),
+            (
+                "I(Z;T)/H(T)",
+                f"{metrics['i_zt_over_h_t']:.3f}"
+                if metrics["h_t"] > 0
+                else "undefined: the label has one value (H(T) = 0), nothing for clusters to tell",
+            ),
             ("NMI / AMI", f"{metrics['nmi']:.4f} / {metrics.get('ami', float('nan')):.4f}"),
         ]
     return [f"  {name:<14} {value}" for name, value in rows]

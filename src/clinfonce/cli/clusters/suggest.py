@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from clinfonce.cli.clusters.options import LABEL_DEFAULTS, comma_list
+from clinfonce.cli.clusters.options import ENCODING_HELP, LABEL_DEFAULTS, comma_list
 from clinfonce.data.splits import split_mask
 
 SUGGEST_EPILOG = """examples:
@@ -83,6 +83,7 @@ def register_suggest(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     sub.add_argument("--split", help="use only rows whose 'split' column equals this")
     sub.add_argument("--seed", type=int, default=0, help="seed of the resamples (default 0)")
+    sub.add_argument("--encoding", default="utf-8", help=ENCODING_HELP)
     sub.set_defaults(func=run_suggest)
 
 
@@ -92,7 +93,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     from clinfonce.clusters.suggest import suggest, suggestion_markdown
     from clinfonce.clusters.tables import require_columns
 
-    table = read_table(args.table)
+    table = read_table(args.table, args.encoding)
     embeddings = None if args.embeddings is None else np.load(args.embeddings)
     if embeddings is not None and len(embeddings) != len(table):
         raise ValueError(

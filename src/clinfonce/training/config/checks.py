@@ -8,6 +8,8 @@ checks its terms, so a config that loads can train.
 
 from __future__ import annotations
 
+import math
+
 from clinfonce.data.sources import check_source_options
 from clinfonce.models import check_encoder
 from clinfonce.training.config.schema import ExperimentConfig
@@ -40,8 +42,14 @@ def check_config(cfg: ExperimentConfig) -> None:
         "monitor.k": cfg.monitor.k,
     }
     for key, value in positive.items():
-        if value <= 0:
-            raise ValueError(f"{key} must be > 0, got {value}")
+        if not 0 < value < math.inf:  # NaN and infinity too: they train NaN weights
+            raise ValueError(f"{key} must be a finite number > 0, got {value}")
+    devices = cfg.train.devices
+    if devices in (0, "0") or (isinstance(devices, int) and devices < -1):
+        raise ValueError(
+            f"train.devices must be a count >= 1, -1 (all) or auto, got {devices!r}; to train "
+            "on the CPU set train.accelerator=cpu"
+        )
     if cfg.train.checkpoint_every_n_steps < 0:
         raise ValueError(
             "train.checkpoint_every_n_steps must be >= 0 (0: at epoch ends only), got "
