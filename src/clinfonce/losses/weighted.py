@@ -45,6 +45,7 @@ from clinfonce.losses.logsumexp import (
     masked_logsumexp,
 )
 from clinfonce.losses.positives import Positives
+from clinfonce.losses.precision import at_least_float32, full_precision
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,9 @@ def weighted_cl_infonce_loss(
     if sample_index is not None and sample_index.shape != (n,):
         raise ValueError(f"sample_index: expected shape [{n}]; got {tuple(sample_index.shape)}")
     device = features.device
-    with torch.autocast(device.type, enabled=False):
-        dtype = torch.promote_types(features.dtype, torch.float32)
-        local = features.to(dtype)
+    with full_precision(device):
+        local = at_least_float32(features)
+        dtype = local.dtype
         if normalize:
             local = F.normalize(local, dim=-1)
         everything, first = gather_with_grad(local) if gather_distributed else (local, 0)
