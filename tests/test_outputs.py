@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from clinfonce.outputs import (
+    atomic_write_all,
     check_output_file,
     check_output_folder,
     existing_paths,
@@ -50,3 +51,18 @@ def test_check_output_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="is a file; give a folder"):
         check_output_folder(spec, ["results.csv"], [], "--out")
     check_output_folder(tmp_path / "new", ["experiment.yaml"], [spec], "--out")
+
+
+def test_a_write_out_of_memory_keeps_the_old_files_and_says_so(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.npy", tmp_path / "b.csv"
+    first.write_text("old a")
+    second.write_text("old b")
+
+    def runs_out(path: Path) -> None:
+        path.write_text("partial")
+        raise MemoryError
+
+    with pytest.raises(OSError, match=r"could not write .*b\.csv \(MemoryError\): out of memory"):
+        atomic_write_all([(first, lambda p: p.write_text("new a")), (second, runs_out)])
+    assert (first.read_text(), second.read_text()) == ("old a", "old b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.csv"]

@@ -216,7 +216,8 @@ def atomic_write_all(
     files: Sequence[tuple[str | os.PathLike[str], Callable[[Path], object]]],
 ) -> None:
     """Write several files that belong together: every temporary file first, then the
-    renames, so a failed write (full disk) leaves all the old files and none of the new.
+    renames, so a failed write (full disk, out of memory) leaves all the old files and none
+    of the new.
 
     Raises:
         OSError: a write failed; the message names the file and says nothing was replaced.
@@ -231,7 +232,7 @@ def atomic_write_all(
             temps.append((Path(name), target))
             try:
                 write(Path(name))
-            except OSError as exc:
+            except (OSError, MemoryError) as exc:
                 raise write_failed(target, exc) from exc
             # mkstemp makes the file private (0600); give it the mode a plain open() would.
             os.chmod(name, 0o666 & ~_umask())
@@ -244,18 +245,25 @@ def atomic_write_all(
 
 
 def write_failed(target: Path, exc: BaseException) -> OSError:
-    """The one-line error of a write that failed part-way (full disk, file size limit).
+    """The one-line error of a write that failed part-way (full disk, file size limit, out
+    of memory).
 
     Examples:
         >>> error = write_failed(Path("a.npy"), OSError("192000 requested and 23520 written"))
         >>> str(error).split(": ")[0]
         'could not write a.npy (192000 requested and 23520 written)'
+        >>> str(write_failed(Path("a.npy"), MemoryError())).split(". ")[0]
+        'could not write a.npy (MemoryError): out of memory'
     """
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip()
     reason = (text.splitlines() or [type(exc).__name__])[0][:120]
+    if isinstance(exc, MemoryError):
+        cause, remedy = "out of memory.", "free memory (fewer loader workers, a smaller batch)"
+    else:
+        cause, remedy = "is the disk full?", "free some space"
     return OSError(
-        f"could not write {target} ({reason}): is the disk full? The previous {target.name}, "
-        "if any, is unchanged; free some space and run the command again"
+        f"could not write {target} ({reason}): {cause} The previous {target.name}, if any, "
+        f"is unchanged; {remedy} and run the command again"
     )
 
 
