@@ -112,9 +112,10 @@ def _uniforms(source: torch.Generator | Uniforms | None, images: torch.Tensor) -
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    """Luma ``[N, 1, H, W]`` of RGB ``[N, 3, H, W]`` (one matmul, no temporaries)."""
-    weights = x.new_tensor(_LUMA).view(1, 3)
-    return torch.matmul(weights, x.flatten(2)).view(x.shape[0], 1, *x.shape[2:])
+    """Luma ``[N, 1, H, W]`` of RGB ``[N, 3, H, W]``. The weights stay Python numbers: a
+    constant tensor would be copied to the device, and wait for it, on every batch."""
+    red, green, blue = _LUMA
+    return x[:, 0:1] * red + x[:, 1:2] * green + x[:, 2:3] * blue
 
 
 def resized_crop_flip(
@@ -203,21 +204,33 @@ def color_jitter(
     return x
 
 
-# RGB <-> YIQ (NTSC) matrices; rotating the I-Q plane shifts hue. The inverse is computed once
-# here, in float64, not per batch (an inverse on the device waits for it on some backends).
+# RGB -> YIQ (NTSC); rotating the I-Q plane by an angle a shifts hue. In RGB that rotation
+# is the matrix YIQ^-1 R(a) YIQ = FIXED + cos(a) COS + sin(a) SIN, three constant matrices
+# computed once here in float64, so a batch needs no inverse and no constant on the device
+# (either would wait for the device).
 _RGB2YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
-_YIQ2RGB = tuple(
-    tuple(row) for row in torch.linalg.inv(torch.tensor(_RGB2YIQ, dtype=torch.float64)).tolist()
-)
+
+
+def _hue_basis() -> tuple[list[float], list[float], list[float]]:
+    """Row-major entries of FIXED, COS and SIN (see above)."""
+    to_yiq = torch.tensor(_RGB2YIQ, dtype=torch.float64)
+    from_yiq = torch.linalg.inv(to_yiq)
+    fixed = torch.diag(torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    cos = torch.diag(torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64))
+    sin = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    fixed_rgb, cos_rgb, sin_rgb = (from_yiq @ m @ to_yiq for m in (fixed, cos, sin))
+    return fixed_rgb.flatten().tolist(), cos_rgb.flatten().tolist(), sin_rgb.flatten().tolist()
+
+
+_HUE_FIXED, _HUE_COS, _HUE_SIN = _hue_basis()
 
 
 def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    to_yiq = x.new_tensor(_RGB2YIQ)
-    from_yiq = x.new_tensor(_YIQ2RGB)
     cos, sin = angle.cos(), angle.sin()
-    zero, one = torch.zeros_like(angle), torch.ones_like(angle)
-    rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
-    matrix = from_yiq @ rot @ to_yiq  # [N, 3, 3]
+    entries = [
+        cos * c + sin * s + f for f, c, s in zip(_HUE_FIXED, _HUE_COS, _HUE_SIN, strict=True)
+    ]
+    matrix = torch.stack(entries, dim=1).view(-1, 3, 3)  # [N, 3, 3]
     return torch.bmm(matrix, x.flatten(2)).view_as(x).clamp_(0, 1)
 
 

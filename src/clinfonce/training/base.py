@@ -249,7 +249,8 @@ class EncoderModule(L.LightningModule):
         first = self.first_nonfinite
         value = loss.detach().to(first.dtype)
         record = first[0].lt(0) & ~torch.isfinite(value)
-        first.copy_(torch.where(record, torch.stack([first.new_tensor(step), value]), first))
+        noted = torch.stack([torch.full_like(value, step), value])  # no copy to the device
+        first.copy_(torch.where(record, noted, first))
         trainer = self._trainer
         due = self.global_step % FINITE_CHECK_EVERY == 0 or (trainer and trainer.is_last_batch)
         if due and first[0].item() >= 0:
