@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from clinfonce.clusters.assess import MIN_LIFT, expected_alone_fraction, expected_positives
-from clinfonce.clusters.suggest import suggest
+from clinfonce.clusters.suggest import suggest, suggestion_markdown
 
 
 def _table(labelled: int, seed: int = 0) -> pd.DataFrame:
@@ -162,3 +162,13 @@ def test_a_tag_column_is_found_without_a_flag() -> None:
     names = [a.candidate.name for a in found.ranked]
     assert "tags top-1 tags" in names
     assert "tags" not in found.skipped
+
+
+def test_the_ranking_table_shows_column_names_as_written() -> None:
+    """HTML in a column name is shown, not rendered, and a ``|`` does not split its cell."""
+    table = _table(0).rename(columns={"shelf": "<b>shelf|row</b>"})
+    found = suggest(table, ["label"], label_column=None, batch_size=16)
+    text = suggestion_markdown(found)
+    assert "&lt;b&gt;shelf\\|row&lt;/b&gt;" in text and "<b>" not in text
+    widths = {line.count(" | ") for line in text.splitlines() if line.startswith("| ")}
+    assert len(widths) == 1  # every row has as many cells as the header

@@ -25,6 +25,7 @@ columns at 1.0 (docs/method.md §10).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -376,6 +377,17 @@ def _recommend(best: Assessment, has_labels: bool) -> tuple[str, str]:
     return default_method(best, has_labels)
 
 
+def _cell(text: str) -> str:
+    """Text from the user's table in a Markdown table cell: shown as written, never rendered
+    as HTML, and a ``|`` in it does not split the cell.
+
+    Examples:
+        >>> print(_cell("<b>size|fit</b>"))
+        &lt;b&gt;size\\|fit&lt;/b&gt;
+    """
+    return html.escape(text, quote=False).replace("|", "\\|")
+
+
 def suggestion_markdown(suggestion: Suggestion) -> str:
     """The ranking as a Markdown table, then the recommendation."""
     with_labels = any(a.informative is not None for a in suggestion.ranked)
@@ -390,7 +402,7 @@ def suggestion_markdown(suggestion: Suggestion) -> str:
     for rank, a in enumerate(suggestion.ranked, 1):
         row = [
             str(rank),
-            a.candidate.name,
+            _cell(a.candidate.name),
             str(a.k),
             f"{a.size_median:g}",
             f"{a.size_max_share:.0%}",
@@ -405,7 +417,7 @@ def suggestion_markdown(suggestion: Suggestion) -> str:
                 f"{a.ratio:.2f} [{a.ratio_low:.2f}, {a.ratio_high:.2f}]",
                 f"{a.score:+.2f}",
             ]
-        row.append(a.why)
+        row.append(_cell(a.why))
         lines.append("| " + " | ".join(row) + " |")
     if with_labels:
         labelled = max(a.labelled for a in suggestion.ranked)
