@@ -80,8 +80,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     arrays, metadata = write_halves(args.out / "data", args.half, args.test, args.seed)
     clusters = {"builder": "attributes", "params": {"columns": ["level2"]}}
     started = time.perf_counter()

@@ -31,10 +31,11 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return past, x, weight
 
 
-def _step(rows: slice) -> dict[str, Any]:
+def _step(rows: slice, rows_per_rank: list[int] | None = None) -> dict[str, Any]:
     past, x, weight = _inputs()
     memory = ProjectionMemory(size=4, dim=4).double()
-    memory.push(past[rows], torch.arange(5, 10)[rows])  # gathered: every rank pushes all
+    # gathered: every rank pushes all
+    memory.push(past[rows], torch.arange(5, 10)[rows], rows_per_rank=rows_per_rank)
     keys, index, _ = memory.entries()
     rule = Overlap("jaccard")
     weight = weight.clone().requires_grad_()
@@ -45,6 +46,7 @@ def _step(rows: slice) -> dict[str, Any]:
         memory=MemoryKeys(keys, Positives(tags=TAGS[index - 5], overlap=rule), index),
         temperature=0.4,
         gather_distributed=True,
+        rows_per_rank=rows_per_rank,
     )
     loss.backward()
     return {"loss": loss.detach(), "grad": weight.grad, "keys": keys.clone(), "index": index}
@@ -55,14 +57,20 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         rows = slice(sum(SPLIT[:rank]), sum(SPLIT[: rank + 1]))
-        torch.save(_step(rows), Path(out_dir) / f"rank{rank}.pt")
+        # The row counts exchanged, and given as a training loop gives them.
+        steps = {"exchanged": _step(rows), "given": _step(rows, SPLIT)}
+        torch.save(steps, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 def test_memory_and_loss_under_two_processes(tmp_path: Path) -> None:
     spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    saved = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    for steps in saved:
+        for key, value in steps["given"].items():
+            torch.testing.assert_close(value, steps["exchanged"][key], rtol=0, atol=0)
+    ranks = [steps["exchanged"] for steps in saved]
     single = _step(slice(None))
     assert single["index"].tolist() == [6, 7, 8, 9]  # size 4: the newest four kept
     for rank in ranks:

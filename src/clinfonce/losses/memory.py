@@ -14,6 +14,7 @@ position and the fill count are part of the ``state_dict`` and of checkpoints.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -54,18 +55,25 @@ class ProjectionMemory(nn.Module):
         self.position = 0
 
     @torch.no_grad()
-    def push(self, keys: Tensor, index: Tensor, labels: Tensor | None = None) -> None:
+    def push(
+        self,
+        keys: Tensor,
+        index: Tensor,
+        labels: Tensor | None = None,
+        rows_per_rank: Sequence[int] | None = None,
+    ) -> None:
         """Append this step's ``[n, D]`` projections (every process's, gathered) with their
-        dataset ``index`` and ``labels`` (-1 where unknown), overwriting the oldest."""
-        keys, _ = gather_rows(keys.detach().to(self.keys.dtype))
-        index, _ = gather_rows(index.to(self.index.device, torch.int64))
-        labels = torch.full_like(index, -1) if labels is None else gather_rows(labels)[0]
+        dataset ``index`` and ``labels`` (-1 where unknown), overwriting the oldest
+        (``rows_per_rank``: every process's ``n`` when known, see :func:`gather_rows`)."""
+        rows = rows_per_rank
+        keys, _ = gather_rows(keys.detach().to(self.keys.dtype), rows)
+        index, _ = gather_rows(index.to(self.index.device, torch.int64), rows)
+        labels = torch.full_like(index, -1) if labels is None else gather_rows(labels, rows)[0]
         count = keys.shape[0]
         if count > self.size:  # more than fits: keep the newest
             keys, index, labels = keys[-self.size :], index[-self.size :], labels[-self.size :]
             count = self.size
-        slots = (self.position + torch.arange(count)) % self.size
-        slots = slots.to(self.keys.device)
+        slots = (self.position + torch.arange(count, device=self.keys.device)) % self.size
         self.keys.index_copy_(0, slots, keys.to(self.keys.device))
         self.index.index_copy_(0, slots, index.to(self.index.device))
         self.labels.index_copy_(0, slots, labels.to(self.labels.device, torch.int64))

@@ -22,7 +22,7 @@ There is no host synchronisation: the count of valid anchors stays a tensor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,7 @@ def weighted_cl_infonce_loss(
     base_temperature: float | None = None,
     normalize: bool = True,
     gather_distributed: bool = False,
+    rows_per_rank: Sequence[int] | None = None,
     chunk_size: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Loss of a batch with weighted positives and optional memory keys, and its valid anchors.
@@ -99,6 +100,8 @@ def weighted_cl_infonce_loss(
         gather_distributed: contrast against all processes' views, as
             :func:`clinfonce.losses.cl_infonce_loss` does (loss scaled so that the mean over
             processes is the global batch's loss).
+        rows_per_rank: with ``gather_distributed``, every process's ``N`` when known (as for
+            :func:`clinfonce.losses.cl_infonce_loss`): not exchanged on every call then.
         chunk_size: anchor rows per block (None: about 4M weights or logits per block on
             CPU, 64M on GPUs).
 
@@ -134,12 +137,13 @@ def weighted_cl_infonce_loss(
         dtype = local.dtype
         if normalize:
             local = F.normalize(local, dim=-1)
-        everything, first = gather_with_grad(local) if gather_distributed else (local, 0)
+        rows = rows_per_rank
+        everything, first = gather_with_grad(local, rows) if gather_distributed else (local, 0)
         batch = everything.shape[0]
-        index = _batch_index(sample_index, n, device, gather_distributed)
+        index = _batch_index(sample_index, n, device, gather_distributed, rows)
         key_positives = positives.with_values(positives.values.to(device))
         if gather_distributed:
-            key_positives = key_positives.with_values(gather_rows(key_positives.values)[0])
+            key_positives = key_positives.with_values(gather_rows(key_positives.values, rows)[0])
         vectors = everything.sum(dim=1)
         multiplicity = torch.full((batch,), float(views), dtype=dtype, device=device)
         memory_vectors = everything.new_zeros(0, everything.shape[2])
@@ -186,7 +190,11 @@ def weighted_cl_infonce_loss(
 
 
 def _batch_index(
-    sample_index: Tensor | None, n: int, device: torch.device, gathered: bool
+    sample_index: Tensor | None,
+    n: int,
+    device: torch.device,
+    gathered: bool,
+    rows_per_rank: Sequence[int] | None,
 ) -> Tensor:
     """Dataset index of every batch sample (all processes'), or distinct negative positions."""
     if sample_index is None:
@@ -197,7 +205,7 @@ def _batch_index(
         local = positions
     else:
         local = sample_index.to(device=device, dtype=torch.int64)
-    return gather_rows(local)[0] if gathered else local
+    return gather_rows(local, rows_per_rank)[0] if gathered else local
 
 
 def _rows_per_block(keys: int, device: torch.device) -> int:

@@ -284,6 +284,7 @@ class Objective(nn.Module):
                     temperature=term.temperature,
                     base_temperature=self.base_temperature,
                     gather_distributed=True,
+                    rows_per_rank=rows_per_rank,
                 )
             else:
                 value = loss_fn(

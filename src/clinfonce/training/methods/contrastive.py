@@ -23,6 +23,7 @@ from clinfonce.data.config import BATCH_SOURCES, UNNAMED_CLUSTERING
 from clinfonce.data.prepare import PreparedData
 from clinfonce.losses.memory import ProjectionMemory
 from clinfonce.losses.positives import Positives
+from clinfonce.losses.precision import at_least_float32
 from clinfonce.losses.weighted import MemoryKeys
 from clinfonce.models import ProjectionHead, feature_dim
 from clinfonce.training.base import EncoderModule
@@ -237,7 +238,10 @@ class ContrastiveModule(EncoderModule):
             keys = {h: heads[h](features) for h in projections}
         for head, key in keys.items():
             self._memory(head).push(
-                F.normalize(key.float(), dim=-1), batch["index"], batch.get("label")
+                F.normalize(at_least_float32(key), dim=-1),
+                batch["index"],
+                batch.get("label"),
+                self.rows_per_rank(),
             )
 
     def _memory(self, head: str) -> ProjectionMemory:
