@@ -398,7 +398,7 @@ def suggestion_markdown(suggestion: Suggestion) -> str:
     if with_labels:
         header += ["I(Z;T)", "H(Z|T)", "I(Z;T)/H(T) [90% CI]", "score"]
     header.append("verdict")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(map(_cell, header)) + " |", "|" + "---|" * len(header)]
     for rank, a in enumerate(suggestion.ranked, 1):
         row = [
             str(rank),
