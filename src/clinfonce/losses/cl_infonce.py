@@ -215,6 +215,22 @@ def _loss_and_count(
     per_sample = torch.where(valid, per_anchor.sum(dim=1), 0.0)
 
     local_valid = valid.sum() * views
+    loss = mean_over_anchors(
+        per_sample, local_valid, gather_distributed, temperature, base_temperature
+    )
+    return loss, local_valid
+
+
+def mean_over_anchors(
+    per_sample: Tensor,
+    local_valid: Tensor,
+    gather_distributed: bool,
+    temperature: float,
+    base_temperature: float | None,
+) -> Tensor:
+    """The loss from each sample's summed anchor losses: their mean over the valid anchors of
+    every process, times the number of processes when gathering (so that DDP's averaged
+    gradient is the single-process one), times ``temperature / base_temperature`` if given."""
     global_valid = all_reduce_sum(local_valid) if gather_distributed else local_valid
     world = distributed_world()[1] if gather_distributed else 1
     # Kept as a product even when nothing is valid so that the graph (and, across processes,
@@ -222,7 +238,7 @@ def _loss_and_count(
     loss = per_sample.sum() * world / global_valid.clamp(min=1).to(per_sample.dtype)
     if base_temperature is not None:
         loss = loss * (temperature / base_temperature)
-    return loss, local_valid
+    return loss
 
 
 class ClInfoNCELoss(nn.Module):

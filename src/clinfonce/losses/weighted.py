@@ -31,9 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from clinfonce.losses.cl_infonce import _check_scalars
+from clinfonce.losses.cl_infonce import _check_scalars, mean_over_anchors
 from clinfonce.losses.distributed import (
-    all_reduce_sum,
     distributed_world,
     gather_rows,
     gather_with_grad,
@@ -181,11 +180,9 @@ def weighted_cl_infonce_loss(
         per_anchor = lse - scale * positive_dots / torch.where(valid, num_positives, 1.0)[:, None]
         per_sample = torch.where(valid, per_anchor.sum(dim=1), 0.0)
         local_valid = valid.sum() * views
-        world = distributed_world()[1] if gather_distributed else 1
-        global_valid = all_reduce_sum(local_valid) if gather_distributed else local_valid
-        loss = per_sample.sum() * world / global_valid.clamp(min=1).to(dtype)
-        if base_temperature is not None:
-            loss = loss * (temperature / base_temperature)
+        loss = mean_over_anchors(
+            per_sample, local_valid, gather_distributed, temperature, base_temperature
+        )
     return loss, local_valid
 
 
