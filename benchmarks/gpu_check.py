@@ -16,6 +16,11 @@ Each row is one measurement beside a baseline run in this same process, and thei
   (faiss);
 - ``input``: images/s from 500x375 JPEGs: the prepared array, streamed files and GPU JPEG
   decoding vs the file path with full decode in the training process.
+- ``methods``: correctness, not speed: every method's golden run (two tiny epochs in float64,
+  ``tests/training/test_training_golden.py``) trained on the device, its largest loss
+  difference from the recorded CPU losses, plus the memory, momentum memory and balanced
+  sampler runs against the same run on the CPU. The augmentation's random numbers are drawn
+  by a CPU generator for this check, so both devices see the same views.
 
 Run ``bash benchmarks/gpu_check.sh`` on the GPU (about 5 minutes on one H200; ``--budget``
 seconds bound the whole check: rows that would start after it are listed as skipped). Without
@@ -31,14 +36,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
+import json
 import statistics
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -390,7 +397,6 @@ def input_rows(sizes: Sizes, device: str) -> list[Row]:
     return rows
 
 
-#: Row groups in table order: name -> function.
 def backbone_rows(sizes: Sizes, device: str) -> list[Row]:
     batch, size, steps = sizes.resnet_batch, sizes.resnet_size, sizes.resnet_steps
     vit = "timm:vit_small_patch16_224" if sizes == FULL else "timm:test_vit"
@@ -425,7 +431,84 @@ def backbone_rows(sizes: Sizes, device: str) -> list[Row]:
     ]
 
 
+def _golden_module() -> Any:
+    """The golden test's module: its configs and ``run_method`` are what this group runs."""
+    path = Path(__file__).parents[1] / "tests" / "training" / "test_training_golden.py"
+    spec = importlib.util.spec_from_file_location("golden_methods_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def _draws_on_the_cpu() -> Iterator[None]:
+    """Make the augmentation's draws with a CPU generator (same seed), then move them: a
+    CUDA generator gives other numbers, and this group compares devices."""
+    original = BatchAugment.draw
+
+    def draw(
+        self: BatchAugment,
+        rows: int,
+        channels: int,
+        crop: bool,
+        generator: Any = None,
+        device: Any = None,
+    ) -> torch.Tensor:
+        cpu = None
+        if generator is not None:
+            cpu = torch.Generator().manual_seed(generator.initial_seed())
+        return original(self, rows, channels, crop, cpu, torch.device("cpu")).to(device)
+
+    BatchAugment.draw = draw  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BatchAugment.draw = original  # type: ignore[method-assign]
+
+
+#: Runs beyond the golden ones: (golden method, overrides), checked against the CPU here.
+EXTRA_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "clinfonce + memory 24": ("clinfonce", ("method.memory.size=24",)),
+    "clinfonce + momentum memory 24": (
+        "clinfonce",
+        ("method.memory.size=24", "method.memory.momentum=0.9"),
+    ),
+    "kmeans-clinfonce + memory 24": ("kmeans-clinfonce", ("method.memory.size=24",)),
+    "clinfonce, 4 per cluster": ("clinfonce", ("train.per_cluster=4",)),
+}
+
+
+def methods_rows(sizes: Sizes, device: str) -> list[Row]:
+    """Every method's golden run on ``device`` vs the CPU (float64, same views)."""
+    golden = _golden_module()
+    recorded = json.loads(golden.GOLDEN_FILE.read_text())
+    on_device = (f"train.accelerator={_accelerator(device)}",)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp, _draws_on_the_cpu():
+        runs = {name: (name, ()) for name in golden.METHOD_SECTIONS} | EXTRA_RUNS
+        for index, (name, (method, overrides)) in enumerate(runs.items()):
+            out = Path(tmp) / str(index)
+            got = golden.run_method(method, out / "device", on_device + overrides)
+            if overrides:
+                want = golden.run_method(method, out / "cpu", ("train.accelerator=cpu", *overrides))
+                baseline = "same run on the CPU"
+            else:
+                want, baseline = recorded[method], "recorded CPU losses"
+            gap = max(abs(a - b) for a, b in zip(got["losses"], want["losses"], strict=True))
+            same_keys = all(got[key] == want[key] for key in ("checkpoint_keys", "state_dict_keys"))
+            note = (
+                f"{len(got['losses'])} steps; checkpoint keys {'equal' if same_keys else 'DIFFER'}"
+            )
+            rows.append(
+                Row("methods", f"{name}, float64", gap, baseline, None, "|loss diff|", note)
+            )
+    return rows
+
+
+#: Row groups in table order: name -> function.
 GROUPS: dict[str, Callable[[Sizes, str], list[Row]]] = {
+    "methods": methods_rows,
     "loss": loss_rows,
     "compile": compile_rows,
     "resnet50": resnet_rows,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: the one script to run when a GPU is lent; at most 8 minutes on one H200 (the
 # rows take about 5; --budget stops starting new ones after 400 s).
-# It prints one table (benchmarks/gpu_check.py lists the rows): loss fused vs dense (time,
+# It prints one table (benchmarks/gpu_check.py lists the rows): every method's golden run on
+# the GPU vs its CPU losses (float64), loss fused vs dense (time,
 # peak memory), small-cnn training images/s compiled vs eager, ResNet-50 at 224 px bf16 (full
 # step vs model alone), ViT-S/16 (timm) vs ResNet-50 at 224 px bf16, evaluation features +
 # kNN and K-means re-clustering on the GPU vs the CPU, and the input paths from JPEGs. Without a CUDA device it runs every row at tiny sizes

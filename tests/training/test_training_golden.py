@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,9 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def run_method(method: str, out: Path) -> dict[str, Any]:
+def run_method(method: str, out: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Train ``method``'s golden run (plus ``key=value`` overrides, e.g. another device, as
+    ``benchmarks/gpu_check.py`` does) and return its losses and checkpoint keys."""
     sections = METHOD_SECTIONS[method]
     values = {
         **BASE,
@@ -109,7 +111,7 @@ def run_method(method: str, out: Path) -> dict[str, Any]:
         "output": {"dir": str(out), "name": method},
     }
     steps = StepLosses()
-    result = train(config_from_dict(values), callbacks=[steps])
+    result = train(config_from_dict(values, overrides), callbacks=[steps])
     saved = torch.load(result.last_checkpoint, weights_only=False, map_location="cpu")
     return {
         "losses": steps.losses,
