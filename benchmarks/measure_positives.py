@@ -44,7 +44,9 @@ MEMORY = {"size": 4096}
 MOMENTUM_MEMORY = {"size": 4096, "momentum": 0.99}
 LEVEL2 = {"builder": "attributes", "params": {"columns": ["level2"]}}
 JOINT = {"builder": "attributes", "params": {"columns": ["style", "ink"]}}
+STYLE = {"builder": "attributes", "params": {"columns": ["style"]}}
 TAG_SETS = {"builder": "tags", "params": {"column": "tags", "k": 8}}
+TAG_SETS_4 = {"builder": "tags", "params": {"column": "tags", "k": 4}}
 INSTANCE = {"loss": "simclr"}
 
 
@@ -89,9 +91,22 @@ RUNS: dict[str, tuple[int, dict[str, Any]]] = {
         SMALL,
         {"method": {"name": "clinfonce", "memory": MOMENTUM_MEMORY}, "clusters": JOINT},
     ),
-    "style x ink b64, 4 per cluster": (
+    "style x ink b64 + 4 per cluster": (
         SMALL,
         {"method": {"name": "clinfonce"}, "clusters": JOINT, "train": {"per_cluster": 4}},
+    ),
+    "style x ink b64 + 4 per cluster + momentum memory": (
+        SMALL,
+        {
+            "method": {"name": "clinfonce", "memory": MOMENTUM_MEMORY},
+            "clusters": JOINT,
+            "train": {"per_cluster": 4},
+        },
+    ),
+    "style b64": (SMALL, {"method": {"name": "clinfonce"}, "clusters": STYLE}),
+    "tag sets (top 4) + InfoNCE b64": (
+        SMALL,
+        {"clusters": TAG_SETS_4, "objective": [INSTANCE, {"loss": "clinfonce"}]},
     ),
     "tag sets (top 8) + InfoNCE b64": (
         SMALL,
@@ -206,6 +221,9 @@ def run_all(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results, log = args.results or args.out / "results.jsonl", args.log or args.out / "jobs.log"
     names = args.only.split(",") if args.only else list(RUNS)
+    unknown = [name for name in names if name not in RUNS]
+    if unknown:
+        raise SystemExit(f"--only: unknown run(s) {unknown}; runs: {', '.join(RUNS)}")
     queue = [(name, seed) for seed in range(args.seeds) for name in names]
     running: dict[tuple[str, int], tuple[subprocess.Popen[str], float]] = {}
     started = time.perf_counter()
@@ -250,21 +268,32 @@ def run_all(args: argparse.Namespace) -> None:
 
 
 def summarise(path: Path) -> None:
-    """Mean +- std over seeds of each run, in :data:`RUNS` order."""
+    """Mean +- std over seeds of each run, in :data:`RUNS` order, and the share of the gap
+    from SimCLR to SupCon at the same batch that the run closes (of the means)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    print("| run | seeds | linear top-1 | kNN top-1 (k = 20) | fit s |")
-    print("|---|---|---|---|---|")
+    means: dict[str, dict[str, float]] = {}
+    cells: dict[str, list[str]] = {}
     for name in RUNS:
         mine = [row for row in rows if row["run"] == name]
         if not mine:
             continue
-        cells = []
+        means[name], cells[name] = {}, [str(len(mine))]
         for key in ("linear", "knn"):
             values = [row[key] for row in mine]
+            means[name][key] = statistics.mean(values)
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.1f} ± {spread:.1f}")
-        fit = statistics.mean(row["fit_seconds"] for row in mine)
-        print(f"| {name} | {len(mine)} | {cells[0]} | {cells[1]} | {fit:.0f} |")
+            cells[name].append(f"{means[name][key]:.1f} ± {spread:.1f}")
+        cells[name].append(f"{statistics.mean(row['fit_seconds'] for row in mine):.0f}")
+    print("| run | seeds | linear top-1 | kNN top-1 (k = 20) | fit s | gap closed, linear / kNN |")
+    print("|---|---|---|---|---|---|")
+    for name, row in cells.items():
+        batch = RUNS[name][0]
+        low, high = means.get(f"simclr b{batch}"), means.get(f"supcon b{batch}")
+        closed = "-"
+        if low and high:
+            shares = [(means[name][k] - low[k]) / (high[k] - low[k]) for k in ("linear", "knn")]
+            closed = " / ".join(f"{100 * share:.0f}%" for share in shares)
+        print(f"| {name} | {' | '.join(row)} | {closed} |")
 
 
 def main() -> None:
