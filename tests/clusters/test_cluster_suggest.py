@@ -174,3 +174,18 @@ def test_the_ranking_table_shows_column_names_as_written() -> None:
     rows = [line for line in text.splitlines() if line.startswith("|")]
     widths = {len(re.split(r"(?<!\\)\|", row)) for row in rows}
     assert len(rows) > 2 and len(widths) == 1  # header, rule and rows: as many cells each
+
+
+def test_auto_batches_count_balanced_groups_only_for_sources_too_fine() -> None:
+    """``per_cluster="auto"`` (what ``clinfonce run`` trains with): a fine source is judged
+    with cluster-balanced batches of 4, a coarse one with random batches."""
+    rows = np.arange(256)  # 64 clusters of 4: 0.36 positives per anchor in a random batch
+    table = pd.DataFrame({"fine": rows // 4, "coarse": rows % 8})
+    found = suggest(table, [], batch_size=32, per_cluster="auto")
+    by_name = {a.candidate.name: a for a in found.ranked}
+    fine, coarse = by_name["fine"], by_name["coarse"]
+    assert (fine.per_cluster, coarse.per_cluster) == (4, 0)
+    assert fine.usable and "groups of 4" in suggestion_markdown(found)
+    assert fine.positives == pytest.approx(3 + 28 * 3 / 255)
+    plain = {a.candidate.name: a for a in suggest(table, [], batch_size=32).ranked}
+    assert not plain["fine"].usable and plain["coarse"].positives == coarse.positives

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -21,6 +21,11 @@ from clinfonce.losses.positives import Overlap
 MIN_POSITIVES = 0.5
 #: More than this share of the batch positive for an anchor: clusters too coarse.
 MAX_POSITIVE_SHARE = 0.5
+#: Cluster mates per group of the cluster-balanced batches that ``clinfonce run`` trains
+#: clusters too fine for a random batch with (``train.per_cluster``). Measured on 320 fixed
+#: clusters at batch 64: +1.8 kNN and +0.3 linear points over random batches, three seeds
+#: (docs/results.md, "Positives beyond the batch").
+BALANCED_PER_CLUSTER = 4
 #: More than this share of the rows alone in their cluster: too fragmented, whatever the
 #: average (a few large clusters can hide many singletons, e.g. every distinct tag set).
 MAX_SINGLETON_SHARE = 0.2
@@ -76,6 +81,8 @@ class Assessment:
             cluster inside one label and every label inside one cluster): training on them
             is supervised (SupCon), not weak supervision.
         lift: neighbour lift in an embedding (``nan`` without one).
+        per_cluster: the cluster-balanced batches ``positives`` was counted with (0: random
+            batches).
     """
 
     candidate: Candidate
@@ -98,6 +105,7 @@ class Assessment:
     p_value: float = float("nan")
     label_copy: bool = False
     lift: float = float("nan")
+    per_cluster: int = 0
 
     def information_text(self) -> str:
         """The label numbers as every output prints them: the same estimator (bias-corrected,
@@ -176,6 +184,28 @@ def positives_per_anchor(
         in_group = float(np.sum(grouped) * (per_cluster - 1) / n)
         others = batch_size - per_cluster
     return in_group + (others + memory) * pair_share
+
+
+def balanced_per_cluster(sizes: np.ndarray, batch_size: int) -> int:
+    """The ``train.per_cluster`` that ``clinfonce run`` picks for clusters of ``sizes``:
+    :data:`BALANCED_PER_CLUSTER` when a random batch gives an anchor fewer than
+    :data:`MIN_POSITIVES` positives and balanced groups give it at least that many; else 0
+    (random batches), also when the groups do not divide the batch.
+
+    Examples:
+        >>> balanced_per_cluster(np.full(1000, 8), 64)   # 1000 clusters of 8
+        4
+        >>> balanced_per_cluster(np.full(10, 800), 64)   # plenty of positives already
+        0
+        >>> balanced_per_cluster(np.ones(8000), 64)      # singletons: nothing to group
+        0
+    """
+    groups = BALANCED_PER_CLUSTER
+    if batch_size % groups or batch_size < 2 * groups:
+        return 0
+    if positives_per_anchor(sizes, batch_size) >= MIN_POSITIVES:
+        return 0
+    return groups if positives_per_anchor(sizes, batch_size, groups) >= MIN_POSITIVES else 0
 
 
 def overlap_positives(
@@ -345,20 +375,22 @@ def assess(
     *,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
-    per_cluster: int = 0,
+    per_cluster: int | Literal["auto"] = 0,
     memory: int = 0,
 ) -> Assessment:
     """The numbers of one candidate; ``labels`` are codes per row, ``-1`` where unknown;
     ``embeddings`` one row per table row, for the label-free :func:`neighbour_lift`;
     ``per_cluster`` and ``memory`` the cluster-balanced batches and the memory size the
-    positives are counted with (a fine source is usable when they give it positives)."""
+    positives are counted with (a fine source is usable when they give it positives);
+    ``per_cluster="auto"``: the batches ``clinfonce run`` would train the candidate with
+    (:func:`balanced_per_cluster`)."""
     metrics = cluster_metrics(candidate.ids, ami=False)
     n = len(candidate.ids)
-    positives = expected_positives(
-        candidate.ids, batch_size, per_cluster=per_cluster, memory=memory
-    )
-    share = positives / max(batch_size - 1 + memory, 1)
     sizes = np.bincount(dense_rank(np.asarray(candidate.ids, dtype=np.int64))[0])
+    if per_cluster == "auto":
+        per_cluster = balanced_per_cluster(sizes, batch_size)
+    positives = positives_per_anchor(sizes, batch_size, per_cluster, memory)
+    share = positives / max(batch_size - 1 + memory, 1)
     alone = float(np.sum(sizes == 1)) / max(n, 1)
     if positives < MIN_POSITIVES:
         usable, why = False, f"too fine: {positives:.2f} positives per anchor (SimCLR-like)"
@@ -368,6 +400,8 @@ def assess(
         usable, why = False, f"too coarse: {share:.0%} of the batch is positive"
     else:
         usable, why = True, f"{positives:.1f} positives per anchor"
+    if per_cluster > 1:
+        why += f" (batches of {per_cluster} cluster mates per group)"
     result = Assessment(
         candidate,
         int(metrics["num_clusters"]),
@@ -377,6 +411,7 @@ def assess(
         share,
         usable,
         why,
+        per_cluster=per_cluster,
     )
     if embeddings is not None:
         result.lift = neighbour_lift(embeddings, candidate.ids, seed=seed)

@@ -13,13 +13,19 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from clinfonce.binder import apply_overrides
-from clinfonce.clusters.assess import INFORMATION_NOTE, Assessment, Candidate, assess
+from clinfonce.clusters.assess import (
+    INFORMATION_NOTE,
+    Assessment,
+    Candidate,
+    assess,
+    expected_positives,
+)
 from clinfonce.clusters.suggest import METHOD_RULE, Suggestion, default_method, suggest
 from clinfonce.data.custom_sources import read_metadata
 from clinfonce.data.defaults import (
@@ -176,6 +182,7 @@ def _clusters_section(
             hierarchy=hierarchy,
             tags=options.tags,
             seed=options.seed,
+            per_cluster=_balancing(options.overrides),
         )
         pick = found.best
         if pick.label_copy:
@@ -381,15 +388,26 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     if options.kmeans is not None:
         values["kmeans"] = {"n_clusters": [options.kmeans]}
     config = config_from_dict(values, options.overrides)
-    assessment = None
+    assessment, batches_line = None, None
     if config.clusters.defined:
         prepared = prepare_data(config.data, config.clusters, monitor_split=None, source=source)
         if prepared.clusters is not None:
             # Warnings name the columns themselves ("colour", not "joint value of colour").
             name = "+".join(options.aux) if options.aux and options.aux != ["auto"] else described
             assessment = _assess_clusters(
-                prepared.clusters, prepared.train_labels(), suggestion, name, config
+                prepared.clusters, prepared.train_labels(), suggestion, name, config, options
             )
+            if _balancing(options.overrides) == "auto" and assessment.per_cluster > 1:
+                values["train"]["per_cluster"] = assessment.per_cluster
+                config = config_from_dict(values, options.overrides)
+                random = expected_positives(prepared.clusters, config.train.batch_size)
+                group = assessment.per_cluster
+                batches_line = (
+                    f"batches: cluster-balanced, groups of {group} cluster mates "
+                    f"(train.per_cluster={group}): {assessment.positives:.1f} positives per "
+                    f"anchor instead of {random:.2f} in a random batch (train.per_cluster=0 "
+                    "turns it off)"
+                )
     has_labels = assessment is not None and assessment.informative is not None
     why = None
     if assessment is not None:
@@ -433,6 +451,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         + (f" ({batch_note})" if batch_note else "")
         + f", {steps_per_epoch} step(s) per epoch x {config.train.epochs} epoch(s) = "
         f"{steps_per_epoch * config.train.epochs} steps",
+        *([batches_line] if batches_line else []),
         method_line,
         f"clusters: {described}" + _metrics_text(assessment),
         f"backbone: {config.model.encoder}, weights {config.model.weights}: {backbone.reason}",
@@ -449,12 +468,23 @@ def _named(overrides: list[str], key: str) -> bool:
     return any(item.split("=", 1)[0].strip() == key for item in overrides)
 
 
+def _balancing(overrides: list[str]) -> int | Literal["auto"]:
+    """The cluster-balanced batches positives are counted with: the ``train.per_cluster``
+    given on the command line, else ``auto`` (what ``run`` picks for each source)."""
+    if not _named(overrides, "train.per_cluster"):
+        return "auto"
+    given = apply_overrides({}, [o for o in overrides if o.startswith("train.per_cluster")])
+    value = given.get("train", {}).get("per_cluster")
+    return value if isinstance(value, int) else 0  # the config check names a bad value
+
+
 def _assess_clusters(
     ids: np.ndarray,
     labels: np.ndarray | None,
     suggestion: Suggestion | None,
     described: str,
     config: ExperimentConfig,
+    options: TableRunOptions,
 ) -> Assessment:
     """The advisor's numbers of the training clusters: the suggestion's own where it picked
     them (the same figures in the summary, the why line and the table), else measured with
@@ -463,7 +493,13 @@ def _assess_clusters(
         return suggestion.best
     candidate = Candidate(described, config.to_dict()["clusters"], ids)
     known = labels if labels is not None and bool((labels >= 0).any()) else None
-    return assess(candidate, config.train.batch_size, known, seed=config.train.seed)
+    return assess(
+        candidate,
+        config.train.batch_size,
+        known,
+        seed=config.train.seed,
+        per_cluster=_balancing(options.overrides),
+    )
 
 
 def _warnings(

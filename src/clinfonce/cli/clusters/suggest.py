@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Literal
 
 import numpy as np
 
@@ -27,6 +28,15 @@ source with the recommended objective.
 """
 
 
+def _per_cluster(text: str) -> int | Literal["auto"]:
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 def register_suggest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sub = commands.add_parser(
         "suggest",
@@ -45,10 +55,12 @@ def register_suggest(commands: argparse._SubParsersAction[argparse.ArgumentParse
     sub.add_argument("--batch-size", type=int, default=256, help="training batch (default 256)")
     sub.add_argument(
         "--per-cluster",
-        type=int,
-        default=0,
+        type=_per_cluster,
+        default="auto",
         metavar="Q",
-        help="count positives for cluster-balanced batches of Q cluster mates (train.per_cluster)",
+        help="count positives for cluster-balanced batches of Q cluster mates "
+        "(train.per_cluster); 0: random batches; auto (default): as `clinfonce run` trains, "
+        "balanced only for sources too fine for a random batch",
     )
     sub.add_argument(
         "--memory",
