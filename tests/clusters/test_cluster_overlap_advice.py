@@ -58,6 +58,8 @@ def test_suggest_recommends_overlap_only_when_no_tag_set_clustering_is_well_size
     assert found.overlap in suggestion_markdown(found)
     plain = suggest(table, ["label", "tags"], label_column="label")
     assert plain.overlap is None
+    small = suggest(table, ["label"], label_column="label", batch_size=8, tags="tags")
+    assert small.overlap is not None and "too few tags are shared" in small.overlap
 
 
 def test_suggest_keeps_well_sized_tag_sets_over_overlap_positives() -> None:

@@ -313,7 +313,10 @@ def _overlap_advice(
         return (
             f"{text}. Recommended over tag-set clusters (none is well sized): `--overlap jaccard`."
         )
-    return f"{text}. Too few shared tags for overlap positives either."
+    return (
+        f"{text}. No tag-set clustering is well sized, and too few tags are shared for "
+        "overlap positives."
+    )
 
 
 #: The rule for the objective, as the start summary of ``clinfonce run`` states it.
