@@ -104,6 +104,11 @@ RUNS: dict[str, tuple[int, dict[str, Any]]] = {
         },
     ),
     "style b64": (SMALL, {"method": {"name": "clinfonce"}, "clusters": STYLE}),
+    "style + InfoNCE b64": (
+        SMALL,
+        {"clusters": STYLE, "objective": [INSTANCE, {"loss": "clinfonce"}]},
+    ),
+    "tag sets (top 4) b64": (SMALL, {"method": {"name": "clinfonce"}, "clusters": TAG_SETS_4}),
     "tag sets (top 4) + InfoNCE b64": (
         SMALL,
         {"clusters": TAG_SETS_4, "objective": [INSTANCE, {"loss": "clinfonce"}]},
