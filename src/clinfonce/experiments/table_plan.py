@@ -143,10 +143,15 @@ class TablePlan:
 
 
 def _clusters_section(
-    options: TableRunOptions, columns: TableColumns, train_table: pd.DataFrame, batch: int
+    options: TableRunOptions,
+    columns: TableColumns,
+    train_table: pd.DataFrame,
+    batch: int,
+    balancing: int | Literal["auto"],
 ) -> tuple[dict[str, Any], str, str, Suggestion | None]:
     """The ``clusters`` section, its description, a short name for the run directory, and
-    the suggestion behind ``auto`` (or behind ``--tags`` without ``--k``)."""
+    the suggestion behind ``auto`` (or behind ``--tags`` without ``--k``), its positives
+    counted with the batches ``balancing`` (see :func:`_balancing`)."""
     auto = options.aux == ["auto"]
     given = [
         ("--aux", options.aux),
@@ -182,7 +187,7 @@ def _clusters_section(
             hierarchy=hierarchy,
             tags=options.tags,
             seed=options.seed,
-            per_cluster=_balancing(options.overrides),
+            per_cluster=balancing,
         )
         pick = found.best
         if pick.label_copy:
@@ -343,6 +348,7 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
     steps_per_epoch = train_rows // batch
     epochs = options.epochs or max(1, math.ceil(options.steps / steps_per_epoch))
     objective: list[dict[str, Any]] = []
+    balancing = _balancing(options.overrides)
     if options.overlap is not None:
         objective, described = _overlap_objective(options)
         clusters: dict[str, Any] = {}
@@ -351,7 +357,11 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
         method = "auto"  # the objective list is what trains
     else:
         clusters, described, source_name, suggestion = _clusters_section(
-            options, columns, source.table[in_train.to_numpy()].reset_index(drop=True), batch
+            options,
+            columns,
+            source.table[in_train.to_numpy()].reset_index(drop=True),
+            batch,
+            balancing,
         )
         # Named explicitly (not "auto") so the report and config.yaml say what trained; the
         # rule needs the clusters' numbers, so a provisional name until they are measured.
@@ -395,9 +405,9 @@ def plan_table_run(options: TableRunOptions, log: Log = print) -> TablePlan:
             # Warnings name the columns themselves ("colour", not "joint value of colour").
             name = "+".join(options.aux) if options.aux and options.aux != ["auto"] else described
             assessment = _assess_clusters(
-                prepared.clusters, prepared.train_labels(), suggestion, name, config, options
+                prepared.clusters, prepared.train_labels(), suggestion, name, config, balancing
             )
-            if _balancing(options.overrides) == "auto" and assessment.per_cluster > 1:
+            if balancing == "auto" and assessment.per_cluster > 1:
                 values["train"]["per_cluster"] = assessment.per_cluster
                 config = config_from_dict(values, options.overrides)
                 random = expected_positives(prepared.clusters, config.train.batch_size)
@@ -484,11 +494,11 @@ def _assess_clusters(
     suggestion: Suggestion | None,
     described: str,
     config: ExperimentConfig,
-    options: TableRunOptions,
+    balancing: int | Literal["auto"],
 ) -> Assessment:
     """The advisor's numbers of the training clusters: the suggestion's own where it picked
     them (the same figures in the summary, the why line and the table), else measured with
-    the same estimator."""
+    the same estimator and the batches ``balancing``."""
     if suggestion is not None:
         return suggestion.best
     candidate = Candidate(described, config.to_dict()["clusters"], ids)
@@ -498,7 +508,7 @@ def _assess_clusters(
         config.train.batch_size,
         known,
         seed=config.train.seed,
-        per_cluster=_balancing(options.overrides),
+        per_cluster=balancing,
     )
 
 
